@@ -1,0 +1,77 @@
+"""The noise-model interface: a frozen, validated set of parameters that perturbs a params dict."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar, Self
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import Tensor
+
+from noiseproof.chip import Params
+from noiseproof.errors import NoiseproofError
+from noiseproof.registry import Registry, describe_validation_error
+
+
+class NoiseModel(BaseModel):
+    """One chip's non-ideality: `sample(params, generator)` returns one transfer of `params`.
+
+    Subclasses declare their parameters as pydantic fields (validated at construction) and name
+    the one a sweep varies in `level_field`. Most effects act per tensor and derive from
+    `PerTensorNoise`; effects that couple tensors (crossbar biases, chains) implement `sample`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    registered_name: ClassVar[str] = ""
+    level_field: ClassVar[str] = ""
+
+    @property
+    def level(self) -> float:
+        """Current value of the sweep parameter."""
+        return getattr(self, self.level_field)
+
+    def with_level(self, level: float) -> Self:
+        """A copy with the sweep parameter set to `level`, validated like any construction."""
+        try:
+            return type(self)(**{**self.model_dump(), self.level_field: level})
+        except ValidationError as error:
+            raise NoiseproofError(
+                describe_validation_error(f"noise model '{self.registered_name}'", error)
+            ) from None
+
+    def spec(self) -> dict:
+        """{'name': ..., **params}: what `noise_models.create` takes back."""
+        return {"name": self.registered_name, **self.model_dump(mode="json")}
+
+    @abstractmethod
+    def sample(self, params: Params, generator: torch.Generator) -> Params:
+        """One transfer: a new dict of perturbed tensors (inputs are never modified)."""
+
+
+class PerTensorNoise(NoiseModel):
+    """A noise model that perturbs every on-chip tensor independently."""
+
+    @torch.no_grad()
+    def sample(self, params: Params, generator: torch.Generator) -> Params:
+        """One transfer: `perturb` applied to each tensor, in the dict's order."""
+        return {name: self.perturb(name, tensor, generator) for name, tensor in params.items()}
+
+    @abstractmethod
+    def perturb(self, name: str, tensor: Tensor, generator: torch.Generator) -> Tensor:
+        """Perturb one tensor."""
+
+
+noise_models: Registry[NoiseModel] = Registry("noise model")
+
+
+def standard_normal(like: Tensor, generator: torch.Generator) -> Tensor:
+    """N(0,1) draws shaped like `like`, from `generator` (on the CPU, then moved to its device)."""
+    draw = torch.randn(like.shape, generator=generator, dtype=like.dtype)
+    return draw.to(like.device)
+
+
+def uniform(like: Tensor, generator: torch.Generator) -> Tensor:
+    """U[0,1) draws shaped like `like`, from `generator`."""
+    draw = torch.rand(like.shape, generator=generator, dtype=like.dtype)
+    return draw.to(like.device)

@@ -1,0 +1,93 @@
+"""Name -> configurable class registries shared by noise models, methods, models and datasets.
+
+Every registered class is a pydantic model whose fields are its parameters, so construction
+validates them and `noiseproof list` can show each parameter with its type and default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from noiseproof.errors import NoiseproofError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def describe_validation_error(what: str, error: ValidationError) -> str:
+    """Collapse a pydantic ValidationError into one readable line naming the field."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    return f"{what}: " + "; ".join(parts)
+
+
+class Registry(Generic[T]):
+    """A name -> class table for one kind of component (e.g. 'noise model')."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator adding `cls` under `name`; the class's `name` attribute is set too."""
+
+        def add(cls: type[T]) -> type[T]:
+            if name in self._classes:
+                raise ValueError(f"{self.kind} '{name}' registered twice")
+            cls.registered_name = name
+            self._classes[name] = cls
+            return cls
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type[T]:
+        try:
+            return self._classes[name]
+        except KeyError:
+            known = ", ".join(self.names())
+            raise NoiseproofError(f"unknown {self.kind} '{name}' (known: {known})") from None
+
+    def create(self, spec: str | Mapping[str, Any] | T) -> T:
+        """Build a component from a name, a {'name': ..., **params} mapping, or pass one through."""
+        if isinstance(spec, BaseModel):
+            return spec  # type: ignore[return-value]
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise NoiseproofError(f"{self.kind} must be a name or a mapping with 'name', got {spec!r}")
+        params = {k: v for k, v in spec.items() if k != "name"}
+        cls = self.get(str(spec["name"]))
+        try:
+            return cls(**params)
+        except ValidationError as error:
+            raise NoiseproofError(
+                describe_validation_error(f"{self.kind} '{spec['name']}'", error)
+            ) from None
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One entry per component: name, first docstring line, and its parameters with defaults."""
+        rows = []
+        for name in self.names():
+            cls = self._classes[name]
+            params = []
+            for field_name, field in cls.model_fields.items():
+                default = None if field.is_required() else field.get_default(call_default_factory=True)
+                params.append(
+                    {
+                        "name": field_name,
+                        "type": getattr(field.annotation, "__name__", str(field.annotation)),
+                        "default": default,
+                        "required": field.is_required(),
+                        "help": field.description or "",
+                    }
+                )
+            doc = (cls.__doc__ or "").strip().splitlines()
+            rows.append({"name": name, "summary": doc[0] if doc else "", "params": params})
+        return rows
