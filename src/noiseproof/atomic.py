@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(handle)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """Call `write(handle)` on a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

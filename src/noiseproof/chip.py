@@ -32,7 +32,9 @@ class ChipSelection(BaseModel):
     layers: tuple[str, ...] = Field(
         ("Linear", "Conv1d", "Conv2d", "Conv3d"), description="module class names on the chip"
     )
-    kinds: tuple[str, ...] = Field(("weight", "bias"), description="parameter names in those layers")
+    kinds: tuple[str, ...] = Field(
+        ("weight", "bias"), description="parameter names in those layers"
+    )
     include: tuple[str, ...] = Field((), description="extra full-name globs, any module")
     exclude: tuple[str, ...] = Field((), description="full-name globs removed from the selection")
 
@@ -51,7 +53,9 @@ class ChipSelection(BaseModel):
         return selected
 
 
-def chip_params(model: nn.Module, selection: ChipSelection | None = None) -> dict[str, nn.Parameter]:
+def chip_params(
+    model: nn.Module, selection: ChipSelection | None = None
+) -> dict[str, nn.Parameter]:
     """The selected parameters themselves (not copies): gradients reach the model through them."""
     selection = selection or ChipSelection()
     own = dict(model.named_parameters())
@@ -65,7 +69,7 @@ def chip_params(model: nn.Module, selection: ChipSelection | None = None) -> dic
 
 
 def forward(model: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """`model(x)` with the tensors in `params` standing in for those parameters (others unchanged)."""
+    """`model(x)` with the tensors in `params` standing in for those parameters (others as is)."""
     return torch.func.functional_call(model, dict(params), (x,))
 
 

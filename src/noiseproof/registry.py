@@ -61,7 +61,9 @@ class Registry(Generic[T]):
         if isinstance(spec, str):
             spec = {"name": spec}
         if not isinstance(spec, Mapping) or "name" not in spec:
-            raise NoiseproofError(f"{self.kind} must be a name or a mapping with 'name', got {spec!r}")
+            raise NoiseproofError(
+                f"{self.kind} must be a name or a mapping with 'name', got {spec!r}"
+            )
         params = {k: v for k, v in spec.items() if k != "name"}
         cls = self.get(str(spec["name"]))
         try:
@@ -78,7 +80,9 @@ class Registry(Generic[T]):
             cls = self._classes[name]
             params = []
             for field_name, field in cls.model_fields.items():
-                default = None if field.is_required() else field.get_default(call_default_factory=True)
+                default = (
+                    None if field.is_required() else field.get_default(call_default_factory=True)
+                )
                 params.append(
                     {
                         "name": field_name,

@@ -22,7 +22,7 @@ def predict(logits: Tensor) -> Tensor:
 
 
 def log_probs(logits: Tensor) -> Tensor:
-    """Per-class log-probabilities; one binary logit z gives [log(1-p), log(p)] = logsigmoid(-z, z)."""
+    """Per-class log-probabilities; a binary logit z gives logsigmoid([-z, z])."""
     if logits.shape[-1] == 1:
         return F.logsigmoid(torch.cat([-logits, logits], dim=-1))
     return F.log_softmax(logits, dim=-1)

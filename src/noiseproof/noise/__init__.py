@@ -1,0 +1,12 @@
+"""Noise models: one chip's parameter non-idealities, registered by name."""
+
+from noiseproof.noise import compose, faults, gaussian, lognormal, quantize  # noqa: F401  (register)
+from noiseproof.noise.base import NoiseModel, PerTensorNoise, noise_models
+
+
+def create_noise(spec) -> NoiseModel:
+    """A noise model from a name, a {'name': ..., **params} mapping, or a NoiseModel."""
+    return noise_models.create(spec)
+
+
+__all__ = ["NoiseModel", "PerTensorNoise", "create_noise", "noise_models"]

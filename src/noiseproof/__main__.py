@@ -1,0 +1,5 @@
+"""`python -m noiseproof` runs the command line."""
+
+from noiseproof.cli import main
+
+main()

@@ -1,0 +1,289 @@
+"""The `noiseproof` command line: compare, train, evaluate, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from noiseproof.config import ExperimentConfig, apply_override, default_config, read_yaml
+from noiseproof.errors import NoiseproofError
+
+
+class OneLineErrors(click.Group):
+    """A click group that reports NoiseproofError (and OS errors) as one line with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoiseproofError as error:
+            raise UserError(str(error)) from None
+        except OSError as error:
+            raise UserError(
+                f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+            ) from None
+
+
+class UserError(click.ClickException):
+    """Printed as 'error: <message>' with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """'a,b , c' -> ['a', 'b', 'c'] (None stays None)."""
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def numbers(text: str | None, option: str, kind: type = float) -> list[Any] | None:
+    """Parse a comma list of numbers for `option`; one clear line on a bad item."""
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise NoiseproofError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+
+
+def build_config(
+    config_file: str | None,
+    overrides: dict[str, Any],
+    assignments: tuple[str, ...],
+    base: dict[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Default (or `base`) <- YAML file <- command-line options <- --set key=value, validated."""
+    raw = base if base is not None else default_config()
+    if config_file:
+        raw = {**raw, **read_yaml(config_file)}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "epochs":
+            raw["train"] = {**raw.get("train", {}), "epochs": value}
+        else:
+            raw[key] = value
+    for assignment in assignments:
+        apply_override(raw, assignment)
+    return ExperimentConfig.parse(raw)
+
+
+def common_options(func: Any) -> Any:
+    """The options every experiment command shares."""
+    options = [
+        click.option("--config", "config_file", type=click.Path(), help="YAML config file."),
+        click.option("--dataset", help="Dataset name (see `noiseproof list`)."),
+        click.option("--model", help="Model name (see `noiseproof list`)."),
+        click.option("--noise", help="Noise model name(s), comma-separated."),
+        click.option("--epochs", type=int, help="Training epochs."),
+        click.option("--seed", help="Seed(s), comma-separated, e.g. 0,1,2."),
+        click.option(
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override any config key, e.g. --set train.lr=0.01 (repeatable).",
+        ),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="noiseproof")
+def cli() -> None:
+    """Train neural networks that stay accurate under hardware weight noise, and prove it."""
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--methods", help="Training methods, comma-separated (e.g. standard,noise_injection)."
+)
+@click.option("--levels", help="Noise levels to sweep, comma-separated (e.g. 0,0.1,0.3).")
+@click.option("--transfers", type=int, help="Simulated chips (noise draws) per level.")
+@click.option(
+    "--out", type=click.Path(), default="runs/compare", show_default=True, help="Output folder."
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def compare(**opts: Any) -> None:
+    """Train each method, evaluate it over simulated chips, write results and a report.
+
+    With no options: an MLP on full MNIST with standard, dropout and noise_injection training,
+    under relative Gaussian mismatch at several levels, 100 transfers per level.
+    """
+    config = build_config(
+        opts["config_file"],
+        {
+            "dataset": opts["dataset"],
+            "model": opts["model"],
+            "methods": split_list(opts["methods"]),
+            "noise": split_list(opts["noise"]),
+            "levels": numbers(opts["levels"], "--levels"),
+            "transfers": opts["transfers"],
+            "epochs": opts["epochs"],
+            "seeds": numbers(opts["seed"], "--seed", int),
+        },
+        opts["assignments"],
+    )
+    if opts["print_config"]:
+        click.echo(yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)
+        return
+    from noiseproof.experiments.compare import run_compare
+
+    run_compare(
+        config, opts["out"], resume=opts["resume"], progress=not opts["no_progress"], log=click.echo
+    )
+
+
+@cli.command()
+@common_options
+@click.option("--method", help="Training method (default: the config's single method).")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default="runs/train/model.pt",
+    show_default=True,
+    help="Checkpoint path; a history CSV is written beside it.",
+)
+def train(**opts: Any) -> None:
+    """Train one model with one method and save a checkpoint."""
+    from noiseproof.experiments.jobs import train_job
+    from noiseproof.training.checkpoints import save_checkpoint
+
+    config = build_config(
+        opts["config_file"],
+        {
+            "dataset": opts["dataset"],
+            "model": opts["model"],
+            "noise": split_list(opts["noise"]),
+            "methods": [opts["method"]] if opts["method"] else None,
+            "epochs": opts["epochs"],
+            "seeds": numbers(opts["seed"], "--seed", int),
+        },
+        opts["assignments"],
+    )
+    if len(config.methods) != 1 or len(config.seeds) != 1:
+        raise NoiseproofError("train takes one method and one seed: use --method and --seed")
+    entry, seed = config.methods[0], config.seeds[0]
+    data = config.dataset.load()
+    model, meta = train_job(
+        config.model,
+        data,
+        entry.method,
+        config.train,
+        noise=config.noise[0].model,
+        selection=config.chip,
+        seed=seed,
+        progress=not opts["no_progress"],
+    )
+    meta["label"], meta["dataset"] = entry.label, config.dataset.spec()
+    out = Path(opts["out"])
+    save_checkpoint(out, model.state_dict(), meta)
+    write_history(out.with_suffix(".history.csv"), meta["history"])
+    click.echo(
+        f"trained {entry.label}: best val {100 * meta['best_val_accuracy']:.2f}% at epoch "
+        f"{meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {out}"
+    )
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    """The per-epoch training log as CSV."""
+    from noiseproof.atomic import write_text_atomic
+
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    lines = [",".join(columns)] + [
+        ",".join(str(row.get(c, "")) for c in columns) for row in history
+    ]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--config", "config_file", type=click.Path(), help="YAML with noise/levels/...")
+@click.option("--dataset", help="Evaluate on this dataset instead of the checkpoint's.")
+@click.option("--noise", help="Noise model name(s), comma-separated.")
+@click.option("--levels", help="Noise levels, comma-separated.")
+@click.option("--transfers", type=int, help="Simulated chips per level.")
+@click.option("--seed", help="Seed of the noise draws.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+@click.option("--out", type=click.Path(), default="runs/evaluate", show_default=True)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def evaluate(checkpoint: str, **opts: Any) -> None:
+    """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips)."""
+    from noiseproof.experiments.compare import run_compare
+    from noiseproof.training.checkpoints import load_checkpoint
+
+    _, meta = load_checkpoint(checkpoint)
+    base = default_config()
+    label = meta.get("label", meta["method"]["name"])
+    base.update(
+        dataset=meta["dataset"] if isinstance(meta["dataset"], dict) else {"name": meta["dataset"]},
+        model=meta["model"],
+        methods=[{**meta["method"], "label": label}],
+        chip=meta["chip"],
+    )
+    config = build_config(
+        opts["config_file"],
+        {
+            "dataset": opts["dataset"],
+            "noise": split_list(opts["noise"]),
+            "levels": numbers(opts["levels"], "--levels"),
+            "transfers": opts["transfers"],
+            "seeds": numbers(opts["seed"], "--seed", int),
+        },
+        opts["assignments"],
+        base=base,
+    )
+    run_compare(
+        config,
+        opts["out"],
+        resume=True,
+        pretrained={label: Path(checkpoint)},
+        progress=not opts["no_progress"],
+        log=click.echo,
+    )
+
+
+@cli.command(name="list")
+@click.argument(
+    "kind", required=False, type=click.Choice(["methods", "noise", "models", "datasets"])
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_components(kind: str | None, as_json: bool) -> None:
+    """List methods, noise models, models and datasets with their parameters and defaults."""
+    from noiseproof.data import datasets
+    from noiseproof.methods import methods
+    from noiseproof.models import models
+    from noiseproof.noise import noise_models
+
+    tables = {"methods": methods, "noise": noise_models, "models": models, "datasets": datasets}
+    chosen = {k: v.describe() for k, v in tables.items() if kind in (None, k)}
+    if as_json:
+        click.echo(json.dumps(chosen, indent=2, default=str))
+        return
+    for name, rows in chosen.items():
+        click.secho(f"{name}:", bold=True)
+        for row in rows:
+            level = getattr(tables[name].get(row["name"]), "level_field", "")
+            sweep = f"  [sweep: {level}]" if level else ""
+            click.echo(f"  {row['name']}  - {row['summary']}{sweep}")
+            for p in row["params"]:
+                default = "required" if p["required"] else f"default {p['default']!r}"
+                click.echo(f"      {p['name']} ({p['type']}, {default}) {p['help']}".rstrip())
+        click.echo()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="noiseproof"))

@@ -1,0 +1,234 @@
+"""The experiment configuration: YAML in, validated objects out, one clear line on any mistake."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from noiseproof.chip import ChipSelection
+from noiseproof.data import datasets
+from noiseproof.data.base import DatasetSpec
+from noiseproof.errors import NoiseproofError
+from noiseproof.methods import Method, methods
+from noiseproof.models import models
+from noiseproof.models.base import ModelSpec
+from noiseproof.noise import NoiseModel, noise_models
+from noiseproof.registry import describe_validation_error
+from noiseproof.training.config import TrainConfig
+
+
+def _split_label(spec: Any) -> tuple[str | None, Any]:
+    """Take an optional 'label' (and 'levels') key off a component mapping."""
+    if isinstance(spec, Mapping):
+        spec = dict(spec)
+        return spec.pop("label", None), spec
+    return None, spec
+
+
+class MethodEntry(BaseModel):
+    """A training method with the label it is reported under (default: its name)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    label: str
+    method: Method
+
+    @classmethod
+    def parse(cls, spec: Any) -> Self:
+        label, spec = _split_label(spec)
+        method = methods.create(spec)
+        return cls(label=label or method.registered_name, method=method)
+
+
+class NoiseEntry(BaseModel):
+    """A noise model with its label and, optionally, its own sweep levels."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    label: str
+    model: NoiseModel
+    levels: tuple[float, ...] | None = None
+
+    @classmethod
+    def parse(cls, spec: Any) -> Self:
+        label, spec = _split_label(spec)
+        levels = spec.pop("levels", None) if isinstance(spec, dict) else None
+        model = noise_models.create(spec)
+        return cls(label=label or model.registered_name, model=model, levels=levels)
+
+
+def check_levels(levels: Any, where: str) -> tuple[float, ...]:
+    """Sweep levels must be a non-empty list of finite numbers >= 0."""
+    if isinstance(levels, int | float):
+        levels = [levels]
+    if not isinstance(levels, list | tuple) or not levels:
+        raise ValueError(f"{where} must be a non-empty list of numbers")
+    out = []
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, int | float):
+            raise ValueError(f"{where}: {level!r} is not a number")
+        if not math.isfinite(level) or level < 0:
+            raise ValueError(f"{where}: {level!r} must be finite and >= 0")
+        out.append(level)
+    return tuple(out)
+
+
+class ExperimentConfig(BaseModel):
+    """Everything `compare` needs: data, model, methods x noise models x levels x seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    dataset: DatasetSpec
+    model: ModelSpec
+    methods: tuple[MethodEntry, ...] = Field(..., min_length=1)
+    noise: tuple[NoiseEntry, ...] = Field(..., min_length=1)
+    levels: tuple[float, ...]
+    transfers: int = Field(100, ge=1)
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    train: TrainConfig = TrainConfig()
+    chip: ChipSelection = ChipSelection()
+    reliability_threshold: float = Field(0.95, gt=0, le=1)
+    eval_batch_size: int = Field(2000, ge=1)
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, value: Any) -> DatasetSpec:
+        return datasets.create(value)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> ModelSpec:
+        return models.create(value)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, value: Any) -> tuple[MethodEntry, ...]:
+        value = value if isinstance(value, list | tuple) else [value]
+        return tuple(MethodEntry.parse(spec) for spec in value)
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _noise(cls, value: Any) -> tuple[NoiseEntry, ...]:
+        value = value if isinstance(value, list | tuple) else [value]
+        return tuple(NoiseEntry.parse(spec) for spec in value)
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels(cls, value: Any) -> tuple[float, ...]:
+        return check_levels(value, "levels")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for kind, labels in (
+            ("methods", [m.label for m in self.methods]),
+            ("noise models", [n.label for n in self.noise]),
+        ):
+            twice = sorted({label for label in labels if labels.count(label) > 1})
+            if twice:
+                raise ValueError(
+                    f"{kind} share the label {twice[0]!r}: give each a distinct 'label'"
+                )
+        for entry in self.noise:
+            for level in self.levels_of(entry):
+                entry.model.with_level(level)  # raises a one-line error for an invalid level
+        return self
+
+    def levels_of(self, entry: NoiseEntry) -> tuple[float, ...]:
+        """The levels swept for one noise model: its own, else the experiment's."""
+        return entry.levels if entry.levels is not None else self.levels
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain YAML/JSON-ready dict that `ExperimentConfig.parse` turns back into this."""
+
+        def labelled(label: str, spec: dict, default: str, **extra: Any) -> dict:
+            return {**spec, **({"label": label} if label != default else {}), **extra}
+
+        return {
+            "dataset": self.dataset.spec(),
+            "model": self.model.spec(),
+            "methods": [
+                labelled(m.label, m.method.spec(), m.method.registered_name) for m in self.methods
+            ],
+            "noise": [
+                labelled(
+                    n.label,
+                    n.model.spec(),
+                    n.model.registered_name,
+                    **({"levels": list(n.levels)} if n.levels is not None else {}),
+                )
+                for n in self.noise
+            ],
+            "levels": list(self.levels),
+            "transfers": self.transfers,
+            "seeds": list(self.seeds),
+            "train": self.train.model_dump(mode="json"),
+            "chip": self.chip.model_dump(mode="json"),
+            "reliability_threshold": self.reliability_threshold,
+            "eval_batch_size": self.eval_batch_size,
+        }
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Self:
+        """Validate a raw mapping; any problem becomes one NoiseproofError line."""
+        if not isinstance(raw, Mapping):
+            raise NoiseproofError(f"config must be a mapping of keys, got {type(raw).__name__}")
+        try:
+            return cls(**raw)
+        except ValidationError as error:
+            raise NoiseproofError(describe_validation_error("config", error)) from None
+        except ValueError as error:  # raised inside a 'before' validator
+            raise NoiseproofError(f"config: {error}") from None
+
+
+def default_config() -> dict[str, Any]:
+    """The built-in `noiseproof compare` configuration (presets/default.yaml) as a raw mapping."""
+    text = resources.files("noiseproof").joinpath("presets/default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping; NoiseproofError if missing, malformed or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise NoiseproofError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise NoiseproofError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise NoiseproofError(f"config file {path} must hold a mapping of keys")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Set a dotted key from 'key.sub=value' (value parsed as YAML) in `raw`, in place."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise NoiseproofError(f"--set expects key=value, got {assignment!r}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise NoiseproofError(f"--set {key}: value {text!r} is not valid YAML") from None
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if isinstance(child, str):  # 'dataset: mnist' -> {'name': 'mnist'} before setting a field
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            child = {}
+        node[part] = child
+        node = child
+    node[parts[-1]] = value

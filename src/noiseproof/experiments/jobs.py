@@ -1,0 +1,143 @@
+"""The two kinds of grid job: train one (method, seed) model; evaluate it at one (noise, level).
+
+Each job is a pure function of its spec (same spec, same numbers) and returns what it produced;
+the caller decides where it is stored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from noiseproof.chip import ChipSelection
+from noiseproof.data.base import Dataset
+from noiseproof.errors import NoiseproofError
+from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.evaluation.metrics import accuracy_summary, reliability
+from noiseproof.evaluation.transfers import run_transfers
+from noiseproof.methods.base import Method
+from noiseproof.models import models
+from noiseproof.models.base import ModelSpec
+from noiseproof.noise.base import NoiseModel
+from noiseproof.seeding import derive_seed, generator
+from noiseproof.training.config import TrainConfig
+from noiseproof.training.trainer import train
+
+
+def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
+    """A fresh model whose initial weights depend only on `seed` (same start for every method)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        return spec.build(data.input_shape, data.num_outputs)
+
+
+def train_job(
+    model_spec: ModelSpec,
+    data: Dataset,
+    method: Method,
+    train_config: TrainConfig,
+    *,
+    noise: NoiseModel | None,
+    selection: ChipSelection,
+    seed: int,
+    progress: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train one model; return it (best-val weights) and the metadata its checkpoint keeps."""
+    model = build_seeded(model_spec, data, seed)
+    started = time.perf_counter()
+    result = train(
+        model,
+        data,
+        method,
+        train_config,
+        noise=noise,
+        selection=selection,
+        seed=seed,
+        progress=progress,
+    )
+    meta = {
+        "model": model_spec.spec(),
+        "input_shape": list(data.input_shape),
+        "num_outputs": data.num_outputs,
+        "dataset": data.name,
+        "method": method.spec(),
+        "train": train_config.model_dump(mode="json"),
+        "train_noise": None if noise is None else noise.spec(),
+        "chip": selection.model_dump(mode="json"),
+        "seed": seed,
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "train_seconds": time.perf_counter() - started,
+    }
+    return model, meta
+
+
+def model_from_checkpoint(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> nn.Module:
+    """Rebuild the module a checkpoint describes and load its weights (strictly)."""
+    model = models.create(meta["model"]).build(tuple(meta["input_shape"]), meta["num_outputs"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise NoiseproofError(
+            f"checkpoint weights do not fit model {meta['model']}: {first}"
+        ) from None
+    model.eval()
+    return model
+
+
+def evaluate_job(
+    model: nn.Module,
+    data: Dataset,
+    noise: NoiseModel,
+    *,
+    transfers: int,
+    seed: int,
+    noise_label: str,
+    selection: ChipSelection,
+    threshold: float = 0.95,
+    batch_size: int = 2000,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Monte Carlo over `transfers` chips at one noise level -> one result record (no labels).
+
+    The noise stream depends on (seed, noise label, level) only, so every method at a level sees
+    the same draws where parameter shapes agree (common random numbers).
+    """
+    started = time.perf_counter()
+    gen = generator(seed, "transfers", noise_label, noise.level)
+    result = run_transfers(
+        model,
+        noise,
+        data.x_test,
+        data.y_test,
+        transfers,
+        gen,
+        selection=selection,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return {
+        "noise": noise_label,
+        "level": noise.level,
+        "seed": seed,
+        "transfers": transfers,
+        "clean_accuracy": clean_accuracy(model, data.x_test, data.y_test, batch_size),
+        "accuracy": accuracy_summary(result.accuracy),
+        "reliability": reliability(result, threshold),
+        "per_example_reliability_histogram": reliability_histogram(
+            result.correct_counts, transfers
+        ),
+        "noise_spec": noise.spec(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def reliability_histogram(counts: torch.Tensor, transfers: int, bins: int = 20) -> list[int]:
+    """Counts of test examples per bin of per-example reliability (share of transfers right)."""
+    share = counts.double() / transfers
+    return torch.histc(share, bins=bins, min=0.0, max=1.0).long().tolist()

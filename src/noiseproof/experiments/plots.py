@@ -1,0 +1,56 @@
+"""Plots of a compare run: accuracy vs noise level with min-max bands; reliability per method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from noiseproof.atomic import write_atomic  # noqa: E402
+from noiseproof.experiments.results import grouped, mean_over_seeds  # noqa: E402
+
+
+def save_figure(figure: plt.Figure, path: Path) -> Path:
+    """Write a figure as PNG atomically and close it."""
+    write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
+    plt.close(figure)
+    return path
+
+
+def accuracy_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
+    """Mean test accuracy (%) vs level per method, shaded between the worst and best transfer."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for method, by_level in grouped(records)[noise].items():
+        levels = sorted(by_level)
+        mean = [100 * mean_over_seeds(by_level[lv], "accuracy", "mean") for lv in levels]
+        low = [100 * min(r["accuracy"]["min"] for r in by_level[lv]) for lv in levels]
+        high = [100 * max(r["accuracy"]["max"] for r in by_level[lv]) for lv in levels]
+        (line,) = axes.plot(levels, mean, marker="o", label=method)
+        axes.fill_between(levels, low, high, color=line.get_color(), alpha=0.2)
+    axes.set_xlabel(f"{noise} level")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(f"Accuracy under {noise} (mean; band = min..max over transfers)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return save_figure(figure, path)
+
+
+def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
+    """Share of test examples correct in >= threshold of transfers, vs level, per method."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    threshold = records[0]["reliability"]["threshold"]
+    for method, by_level in grouped(records)[noise].items():
+        levels = sorted(by_level)
+        share = [100 * mean_over_seeds(by_level[lv], "reliability", "share") for lv in levels]
+        axes.plot(levels, share, marker="s", label=method)
+    axes.set_xlabel(f"{noise} level")
+    axes.set_ylabel(f"examples right in >= {threshold:.0%} of transfers (%)")
+    axes.set_title(f"Per-example reliability under {noise}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return save_figure(figure, path)

@@ -1,0 +1,54 @@
+"""Training-method interface: an objective returning named loss terms; the trainer owns the loop."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from noiseproof.noise.base import NoiseModel
+from noiseproof.registry import Registry
+
+
+@dataclass
+class StepContext:
+    """What a method sees at each step.
+
+    model: the user's module (its non-chip parameters and buffers are used as they are);
+    params: the on-chip parameters themselves (nn.Parameter, gradients flow into them);
+    noise: the experiment's noise model (methods may use their own instead);
+    generator: the training stream of random draws (every draw must use it).
+    """
+
+    model: nn.Module
+    params: dict[str, nn.Parameter]
+    noise: NoiseModel | None
+    generator: torch.Generator
+
+
+class Method(BaseModel):
+    """Base of every training method: pydantic fields are its hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    registered_name: ClassVar[str] = ""
+
+    @abstractmethod
+    def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Named, already weighted loss terms for one batch; the trainer sums and logs them."""
+
+    @contextlib.contextmanager
+    def attached(self, ctx: StepContext) -> Iterator[None]:
+        """Install whatever the method needs on the model for training (hooks), removed after."""
+        yield
+
+    def spec(self) -> dict:
+        return {"name": self.registered_name, **self.model_dump(mode="json")}
+
+
+methods: Registry[Method] = Registry("method")

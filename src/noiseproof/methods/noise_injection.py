@@ -1,0 +1,55 @@
+"""Forward noise injection: train through a fresh noisy draw, update the clean weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from noiseproof.chip import detached, forward, straight_through
+from noiseproof.errors import NoiseproofError
+from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.noise.base import NoiseModel, noise_models
+from noiseproof.tasks import task_loss
+
+
+def training_noise(
+    own: NoiseModel | None, level: float | None, ctx: StepContext, method: str
+) -> NoiseModel:
+    """The noise a method trains with: its own model, else the experiment's, at `level` if given."""
+    noise = own or ctx.noise
+    if noise is None:
+        raise NoiseproofError(f"method '{method}' needs a noise model (set 'noise' on the method)")
+    return noise if level is None else noise.with_level(level)
+
+
+@methods.register("noise_injection")
+class NoiseInjection(Method):
+    """Forward noise injection (Joshi et al. 2020; Buechel et al. 2022 'forward noise').
+
+    Every step draws a new chip from the noise model and computes the loss through it,
+    theta_n = theta + stopgrad(noise(theta) - theta), so the gradient of CE(f(x; theta_n), y)
+    is applied to the clean weights theta.
+    """
+
+    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    level: float | None = Field(
+        None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
+    )
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _build_noise(cls, value: Any) -> NoiseModel | None:
+        return None if value is None else noise_models.create(value)
+
+    def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """{'task': task loss of the forward through one fresh noisy draw}."""
+        noise = training_noise(self.noise, self.level, ctx, "noise_injection")
+        noisy = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
+        return {"task": task_loss(forward(ctx.model, noisy, x), y)}
+
+    def spec(self) -> dict:
+        spec = super().spec()
+        spec["noise"] = None if self.noise is None else self.noise.spec()
+        return spec

@@ -1,0 +1,44 @@
+"""Fully connected networks, and the activation choice shared by the small built-in models."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field
+from torch import nn
+
+from noiseproof.models.base import ModelSpec, models
+
+Activation = Literal["relu", "sigmoid", "tanh"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def activation(name: Activation) -> nn.Module:
+    """A fresh, non-in-place activation module by name (the sigmoid of Rumelhart et al. 1986)."""
+    return _ACTIVATIONS[name]()
+
+
+@models.register("mlp")
+class MLP(ModelSpec):
+    """Multilayer perceptron on the flattened input (Rumelhart, Hinton & Williams 1986).
+
+    hidden=(8,), activation="sigmoid" on a (2,) input with one output is the 2-8-1 network of
+    Drolet et al. 2023; hidden=() is a linear (logistic-regression) model.
+    """
+
+    hidden: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        (256, 256), description="width of each hidden layer, input to output"
+    )
+    activation: Activation = Field("relu", description="nonlinearity after each hidden layer")
+
+    def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+        """Flatten -> [Linear -> activation] per hidden width -> Linear to num_outputs."""
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for size in self.hidden:
+            layers += [nn.Linear(width, size), activation(self.activation)]
+            width = size
+        layers.append(nn.Linear(width, num_outputs))
+        return nn.Sequential(*layers)

@@ -1,0 +1,24 @@
+"""Training hyperparameters shared by every method."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    """Optimiser, schedule and loop settings (the method decides the loss, not these)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    batch_size: int = Field(128, ge=1, description="examples per step")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="adam or sgd (with momentum)")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="initial learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 weight decay")
+    schedule: Literal["constant", "cosine", "step"] = Field("cosine", description="lr schedule")
+    milestones: tuple[int, ...] = Field((), description="'step' schedule: epochs where lr *= gamma")
+    gamma: float = Field(0.1, gt=0, le=1, description="'step' schedule factor")
+    eval_batch_size: int = Field(2000, ge=1, description="batch size of validation passes")

@@ -1,0 +1,140 @@
+"""The one training loop: any method, model and chip selection; best-validation weights kept."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from noiseproof.chip import ChipSelection, chip_params
+from noiseproof.data.base import Dataset
+from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.methods.base import Method, StepContext
+from noiseproof.noise.base import NoiseModel
+from noiseproof.seeding import generator
+from noiseproof.training.config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch log (mean of each loss term, val accuracy, lr, seconds) and the best epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = float("nan")
+
+
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (Kingma & Ba 2015) or SGD with momentum, with the configured weight decay."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: constant, cosine annealing to 0, or step decay at `milestones`."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, list(config.milestones), config.gamma
+        )
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
+    """A fresh random permutation of range(n) cut into batches (the last may be smaller)."""
+    return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    method: Method,
+    config: TrainConfig | None = None,
+    *,
+    noise: NoiseModel | None = None,
+    selection: ChipSelection | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` in place with `method`; on return it holds the best-validation weights.
+
+    Every random draw (shuffling, noise, dropout masks, attacks) comes from one generator
+    derived from `seed`, so the same call gives the same weights. Without a validation split
+    the last epoch counts as best.
+    """
+    config = config or TrainConfig()
+    params = chip_params(model, selection)
+    gen = generator(seed, "train")
+    ctx = StepContext(model=model, params=params, noise=noise, generator=gen)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(trainable, config)
+    schedule = make_schedule(optimizer, config)
+    result = TrainResult()
+    best_state: dict[str, Tensor] | None = None
+    bar = tqdm(
+        total=config.epochs * -(-len(data.x_train) // config.batch_size),
+        desc=f"train {method.registered_name}",
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        with method.attached(ctx):
+            for epoch in range(1, config.epochs + 1):
+                started = time.perf_counter()
+                sums = run_epoch(model, data, method, ctx, optimizer, config, bar)
+                schedule.step()
+                row = {"epoch": epoch, **sums, "lr": optimizer.param_groups[0]["lr"]}
+                if len(data.x_val):
+                    row["val_accuracy"] = clean_accuracy(
+                        model, data.x_val, data.y_val, config.eval_batch_size
+                    )
+                row["seconds"] = time.perf_counter() - started
+                result.history.append(row)
+                score = row.get("val_accuracy", float(epoch))
+                if best_state is None or score > result.best_val_accuracy:
+                    result.best_epoch, result.best_val_accuracy = epoch, score
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+    finally:
+        bar.close()
+        model.eval()
+    model.load_state_dict(best_state)
+    if not len(data.x_val):
+        result.best_val_accuracy = float("nan")
+    return result
+
+
+def run_epoch(
+    model: nn.Module,
+    data: Dataset,
+    method: Method,
+    ctx: StepContext,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    bar: tqdm,
+) -> dict[str, float]:
+    """One pass over the training split; returns the example-weighted mean of each loss term."""
+    model.train()
+    sums: dict[str, float] = {}
+    seen = 0
+    for index in batches(len(data.x_train), config.batch_size, ctx.generator):
+        x, y = data.x_train[index], data.y_train[index]
+        terms = method.terms(ctx, x, y)
+        loss = torch.stack(list(terms.values())).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for name, value in {"loss": loss, **terms}.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(index)
+        seen += len(index)
+        bar.update(1)
+    return {name: total / seen for name, total in sums.items()}
