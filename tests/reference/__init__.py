@@ -1,0 +1,1 @@
+"""Slow, simple re-implementations that tests compare the library against."""
