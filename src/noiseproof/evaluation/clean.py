@@ -16,7 +16,7 @@ def predictions(
     model: nn.Module, x: Tensor, batch_size: int, params: Mapping[str, Tensor] | None = None
 ) -> Tensor:
     """Predicted class per example, in eval mode, through `params` when given (else the module)."""
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]  # each, e.g. frozen BN
     model.eval()
     try:
         out = []
@@ -25,9 +25,11 @@ def predictions(
             out.append(predict(logits))
         return torch.cat(out)
     finally:
-        model.train(was_training)
+        for module, training in modes:  # parents before children: each subtree set, then fixed
+            if module.training != training:
+                module.train(training)
 
 
 def clean_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2000) -> float:
     """Fraction of (x, y) the module classifies correctly without noise."""
-    return float((predictions(model, x, batch_size) == y).float().mean())
+    return float((predictions(model, x, batch_size) == y).double().mean())
