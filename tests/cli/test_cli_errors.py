@@ -47,7 +47,7 @@ def test_bad_compare_input(tmp_path, args, needle):
     assert needle in output
     assert "Traceback" not in output
     assert len(output.strip().splitlines()) == 1, output
-    assert not (out / "jobs").exists()
+    assert not out.exists()
 
 
 def test_missing_and_malformed_config_file(tmp_path):

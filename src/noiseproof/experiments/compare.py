@@ -34,8 +34,8 @@ def safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
 
 
-def prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
-    """Create `out` for a new run, or check that a resumed run uses the same config."""
+def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
+    """Refuse to overwrite finished results, or to resume them with another config."""
     saved = out / "config.yaml"
     if resume:
         if saved.is_file() and yaml.safe_load(saved.read_text()) != config:
@@ -46,7 +46,6 @@ def prepare_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
         raise NoiseproofError(
             f"{out} already holds results: pass --resume to continue them or choose another --out"
         )
-    write_text_atomic(saved, yaml.safe_dump(config, sort_keys=False))
 
 
 def run_compare(
@@ -64,9 +63,10 @@ def run_compare(
     """
     out = Path(out)
     raw = config.to_dict()
-    prepare_folder(out, raw, resume)
+    check_folder(out, raw, resume)
     started = time.perf_counter()
-    data = config.dataset.load()
+    data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
     log(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_outputs} outputs"

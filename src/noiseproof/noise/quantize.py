@@ -30,4 +30,6 @@ class Quantize(PerTensorNoise):
             return tensor.clone()
         step = 2 * top / (self.levels - 1)
         index = torch.round((tensor + top) / step).clamp(0, self.levels - 1)
-        return index * step - top
+        # (2k - (n-1)) / (n-1) * top rather than k * step - top: exactly symmetric, exact 0 for
+        # odd n and exact +-top at the ends, so quantising twice changes nothing.
+        return (2 * index - (self.levels - 1)) / (self.levels - 1) * top

@@ -67,14 +67,15 @@ def train(
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
 
-    Every random draw (shuffling, noise, dropout masks, attacks) comes from one generator
-    derived from `seed`, so the same call gives the same weights. Without a validation split
+    Two generators derived from `seed` make every random draw: one shuffles the data, one
+    serves the method (noise, dropout masks, attacks). The same call gives the same weights, and
+    every method with the same seed sees the same batches in the same order. Without a validation split
     the last epoch counts as best.
     """
     config = config or TrainConfig()
     params = chip_params(model, selection)
-    gen = generator(seed, "train")
-    ctx = StepContext(model=model, params=params, noise=noise, generator=gen)
+    ctx = StepContext(model=model, params=params, noise=noise, generator=generator(seed, "train"))
+    shuffle = generator(seed, "shuffle")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config)
     schedule = make_schedule(optimizer, config)
@@ -90,9 +91,10 @@ def train(
         with method.attached(ctx):
             for epoch in range(1, config.epochs + 1):
                 started = time.perf_counter()
-                sums = run_epoch(model, data, method, ctx, optimizer, config, bar)
+                sums = run_epoch(model, data, method, ctx, optimizer, config, shuffle, bar)
+                lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                 schedule.step()
-                row = {"epoch": epoch, **sums, "lr": optimizer.param_groups[0]["lr"]}
+                row = {"epoch": epoch, **sums, "lr": lr}
                 if len(data.x_val):
                     row["val_accuracy"] = clean_accuracy(
                         model, data.x_val, data.y_val, config.eval_batch_size
@@ -120,13 +122,14 @@ def run_epoch(
     ctx: StepContext,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
+    shuffle: torch.Generator,
     bar: tqdm,
 ) -> dict[str, float]:
     """One pass over the training split; returns the example-weighted mean of each loss term."""
     model.train()
     sums: dict[str, float] = {}
     seen = 0
-    for index in batches(len(data.x_train), config.batch_size, ctx.generator):
+    for index in batches(len(data.x_train), config.batch_size, shuffle):
         x, y = data.x_train[index], data.y_train[index]
         terms = method.terms(ctx, x, y)
         loss = torch.stack(list(terms.values())).sum()
