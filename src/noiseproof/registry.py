@@ -6,6 +6,7 @@ validates them and `noiseproof list` can show each parameter with its type and d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -23,6 +24,13 @@ def describe_validation_error(what: str, error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "value"
         parts.append(f"{where}: {item['msg']}")
     return f"{what}: " + "; ".join(parts)
+
+
+def type_name(annotation: Any) -> str:
+    """A short readable name for a field's type: 'float | None', 'Literal['kl', 'mse']'."""
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation).replace("typing.", "")
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", text)
 
 
 class Registry(Generic[T]):
@@ -86,7 +94,7 @@ class Registry(Generic[T]):
                 params.append(
                     {
                         "name": field_name,
-                        "type": getattr(field.annotation, "__name__", str(field.annotation)),
+                        "type": type_name(field.annotation),
                         "default": default,
                         "required": field.is_required(),
                         "help": field.description or "",
