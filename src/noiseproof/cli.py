@@ -287,3 +287,16 @@ def list_components(kind: str | None, as_json: bool) -> None:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(cli.main(prog_name="noiseproof"))
+
+
+from noiseproof.commands import correct as _correct  # noqa: E402
+
+cli.add_command(_correct.command)
+
+from noiseproof.commands import attack as _attack  # noqa: E402
+
+cli.add_command(_attack.command)
+
+from noiseproof.commands import landscape as _landscape  # noqa: E402
+
+cli.add_command(_landscape.command)

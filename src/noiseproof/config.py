@@ -15,6 +15,8 @@ from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
 from noiseproof.errors import NoiseproofError
+from noiseproof.evaluation.attack import AttackConfig
+from noiseproof.evaluation.landscape import LandscapeConfig
 from noiseproof.methods import Method, methods
 from noiseproof.models import models
 from noiseproof.models.base import ModelSpec
@@ -93,6 +95,8 @@ class ExperimentConfig(BaseModel):
     chip: ChipSelection = ChipSelection()
     reliability_threshold: float = Field(0.95, gt=0, le=1)
     eval_batch_size: int = Field(2000, ge=1)
+    attack: AttackConfig | None = None  # targeted attack per trained model (optional)
+    landscape: LandscapeConfig | None = None  # loss landscape per trained model (optional)
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -174,6 +178,11 @@ class ExperimentConfig(BaseModel):
             "chip": self.chip.model_dump(mode="json"),
             "reliability_threshold": self.reliability_threshold,
             "eval_batch_size": self.eval_batch_size,
+            **{
+                key: part.model_dump(mode="json")
+                for key, part in (("attack", self.attack), ("landscape", self.landscape))
+                if part is not None
+            },
         }
 
     @classmethod

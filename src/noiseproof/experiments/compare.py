@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.config import ExperimentConfig
 from noiseproof.errors import NoiseproofError
+from noiseproof.experiments.analyses import analyse_model, flatness_table, write_analyses
 from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_job
 from noiseproof.experiments.report import write_report
 from noiseproof.experiments.results import summary_rows, text_table, to_csv
@@ -72,7 +73,7 @@ def run_compare(
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_outputs} outputs"
     )
     train_noise = config.noise[0].model
-    records, trainings = [], []
+    records, trainings, attacks, landscapes = [], [], [], []
     n_jobs = (
         len(config.methods)
         * len(config.seeds)
@@ -111,6 +112,11 @@ def run_compare(
                     for k in ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
                 }
                 trainings.append({"method": entry.label, **training})
+                attacked, landscape = analyse_model(
+                    config, model, data, entry.label, seed, out / "jobs", resume
+                )
+                attacks += attacked
+                landscapes += [landscape] if landscape else []
                 for noise_entry in config.noise:
                     for level in config.levels_of(noise_entry):
                         path = (
@@ -148,6 +154,11 @@ def run_compare(
         bar.close()
     wall = time.perf_counter() - started
     results = {"config": raw, "wall_seconds": wall, "jobs": records, "trainings": trainings}
+    if config.attack is not None:
+        results["attacks"] = attacks
+    if config.landscape is not None:
+        results["landscapes"] = landscapes
+        results["flatness"] = flatness_table(landscapes)
     write_json_atomic(out / "results.json", results)
     write_text_atomic(out / "results.csv", to_csv(records))
     summary = (
@@ -156,6 +167,7 @@ def run_compare(
         f"wall time {wall:.1f} s (this run)"
     )
     write_report(out, records, trainings, raw, summary)
+    write_analyses(out, attacks, landscapes, log)
     for noise, header, rows in summary_rows(records):
         log(f"\naccuracy under {noise} (%: mean ± std (min) over {config.transfers} transfers)")
         log(text_table(header, rows))

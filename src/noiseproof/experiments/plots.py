@@ -54,3 +54,32 @@ def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) 
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)
+
+
+def reliability_histogram_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
+    """Per-example reliability histogram (Drolet et al. 2023): share of test examples (%) per bin
+    of 'fraction of transfers classified correctly', one panel per level, summed over seeds."""
+    by_method = grouped(records)[noise]
+    levels = sorted({lv for by_level in by_method.values() for lv in by_level})
+    figure, axes = plt.subplots(
+        1, len(levels), figsize=(4.2 * len(levels) + 1.0, 3.6), squeeze=False, sharey=True
+    )
+    threshold = records[0]["reliability"]["threshold"]
+    for axis, level in zip(axes[0], levels, strict=True):
+        for method, by_level in by_method.items():
+            runs = by_level.get(level, [])
+            if not runs:
+                continue
+            hists = [r["per_example_reliability_histogram"] for r in runs]
+            counts = [sum(column) for column in zip(*hists, strict=True)]
+            total = sum(counts) or 1
+            edges = [i / len(counts) for i in range(len(counts) + 1)]
+            axis.stairs([100 * c / total for c in counts], edges, label=method, linewidth=1.5)
+        axis.axvline(threshold, color="grey", linestyle="--", linewidth=1)
+        axis.set_title(f"{noise} = {level:g}")
+        axis.set_xlabel("fraction of transfers correct")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test examples (%)")
+    axes[0][-1].legend()
+    figure.tight_layout()
+    return save_figure(figure, path)

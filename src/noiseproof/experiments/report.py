@@ -11,7 +11,11 @@ import jinja2
 import yaml
 
 from noiseproof.atomic import write_text_atomic
-from noiseproof.experiments.plots import accuracy_plot, reliability_plot
+from noiseproof.experiments.plots import (
+    accuracy_plot,
+    reliability_histogram_plot,
+    reliability_plot,
+)
 from noiseproof.experiments.results import grouped, markdown_table, mean_over_seeds, summary_rows
 
 _templates = jinja2.Environment(
@@ -73,7 +77,8 @@ def write_report(
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in noise)
         acc_png = accuracy_plot(records, noise, out / f"accuracy_{slug}.png")
         rel_png = reliability_plot(records, noise, out / f"reliability_{slug}.png")
-        written += [acc_png, rel_png]
+        hist_png = reliability_histogram_plot(records, noise, out / f"histogram_{slug}.png")
+        written += [acc_png, rel_png, hist_png]
         rel_header, rel_rows = reliability_rows(records, noise)
         tables.append(
             {
@@ -88,6 +93,8 @@ def write_report(
                 "reliability_png": rel_png.name,
                 "accuracy_b64": base64.b64encode(acc_png.read_bytes()).decode(),
                 "reliability_b64": base64.b64encode(rel_png.read_bytes()).decode(),
+                "histogram_png": hist_png.name,
+                "histogram_b64": base64.b64encode(hist_png.read_bytes()).decode(),
             }
         )
     train_header, train_rows = training_rows(trainings)

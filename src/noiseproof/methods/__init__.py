@@ -1,6 +1,16 @@
 """Training methods: objectives returning named loss terms, registered by name."""
 
-from noiseproof.methods import dropout, noise_injection, standard  # noqa: F401  (register)
+from noiseproof.methods import (  # noqa: F401  (register)
+    adversarial,
+    awp,
+    consistency,
+    dropout,
+    hardware_aware,
+    lipschitz,
+    noise_injection,
+    standard,
+    wvat,
+)
 from noiseproof.methods.base import Method, StepContext, methods
 
 

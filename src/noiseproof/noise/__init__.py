@@ -1,6 +1,13 @@
 """Noise models: one chip's parameter non-idealities, registered by name."""
 
-from noiseproof.noise import compose, faults, gaussian, lognormal, quantize  # noqa: F401  (register)
+from noiseproof.noise import (  # noqa: F401  (register)
+    compose,
+    crossbar,
+    faults,
+    gaussian,
+    lognormal,
+    quantize,
+)
 from noiseproof.noise.base import NoiseModel, PerTensorNoise, noise_models
 
 

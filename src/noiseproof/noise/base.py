@@ -48,6 +48,16 @@ class NoiseModel(BaseModel):
     def sample(self, params: Params, generator: torch.Generator) -> Params:
         """One transfer: a new dict of perturbed tensors (inputs are never modified)."""
 
+    def sample_with_faults(
+        self, params: Params, generator: torch.Generator
+    ) -> tuple[Params, dict[str, Tensor]]:
+        """One transfer and, per tensor, a bool mask of elements on stuck devices.
+
+        Models with stuck devices override this (hardware-aware training drops those elements
+        from the update, Drolet et al. 2023); the default reports no stuck elements.
+        """
+        return self.sample(params, generator), {}
+
 
 class PerTensorNoise(NoiseModel):
     """A noise model that perturbs every on-chip tensor independently."""

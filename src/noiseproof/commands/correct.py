@@ -1,0 +1,137 @@
+"""`noiseproof correct`: CorrectNet (Eldebiky et al. 2023) end to end on one model.
+
+1. train the model with one method (default: the config's single method, e.g. `lipschitz`),
+   or load it with --checkpoint;
+2. evaluate it under the noise model at one level;
+3. search where error compensation goes (RL / greedy / exhaustive, or --layers), train the
+   compensation under noise with the original weights frozen, and evaluate it on the same chips.
+
+The YAML config is an experiment config (as for `compare`) plus an optional `correct:` section
+(noiseproof.correctnet.pipeline.CorrectConfig); `--set correct.placement.cost_weight=0.5` works.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import click
+
+from noiseproof.cli import build_config, common_options, numbers, split_list
+from noiseproof.errors import NoiseproofError
+
+
+@click.command(name="correct")
+@common_options
+@click.option("--method", help="Training method of the base model (default: the config's one).")
+@click.option("--checkpoint", type=click.Path(), help="Start from this checkpoint, no training.")
+@click.option("--level", type=float, help="Noise level (default: the config's first level).")
+@click.option("--transfers", type=int, help="Simulated chips for the test evaluation.")
+@click.option(
+    "--placement",
+    help="Searches, comma-separated: rl, greedy, exhaustive; 'none' for no compensation.",
+)
+@click.option("--layers", help="Compensate exactly these layers (comma-separated), no search.")
+@click.option(
+    "--out", type=click.Path(), default="runs/correct", show_default=True, help="Output folder."
+)
+def command(**opts: Any) -> None:
+    """CorrectNet: Lipschitz-regularised training, then learned error compensation.
+
+    Trains (or loads) one model, evaluates it under noise, places compensation modules by
+    reinforcement learning (and/or greedy/exhaustive search), trains them under noise with the
+    original weights frozen, and reports accuracy as % of the noise-free accuracy and the
+    overhead. Writes results.json, the base checkpoint and one checkpoint per placement.
+    """
+    from noiseproof.atomic import write_json_atomic
+    from noiseproof.correctnet.pipeline import check_layers, correct, split_config
+    from noiseproof.experiments.jobs import model_from_checkpoint, train_job
+    from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
+
+    raw, assignments, settings = split_config(opts["config_file"], opts["assignments"])
+    if opts["placement"]:
+        names = split_list(opts["placement"]) or []
+        names = [] if names == ["none"] else names
+        bad = [n for n in names if n not in ("rl", "greedy", "exhaustive")]
+        if bad:
+            raise NoiseproofError(
+                f"--placement: unknown search {bad[0]!r} (rl, greedy, exhaustive, none)"
+            )
+        placement = settings.placement.model_copy(update={"strategies": tuple(names)})
+        settings = settings.model_copy(update={"placement": placement})
+    config = build_config(
+        None,
+        {
+            "dataset": opts["dataset"],
+            "model": opts["model"],
+            "noise": split_list(opts["noise"]),
+            "methods": [opts["method"]] if opts["method"] else None,
+            "levels": numbers(None if opts["level"] is None else str(opts["level"]), "--level"),
+            "transfers": opts["transfers"],
+            "epochs": opts["epochs"],
+            "seeds": numbers(opts["seed"], "--seed", int),
+        },
+        assignments,
+        base=copy.deepcopy(raw),
+    )
+    if len(config.seeds) != 1:
+        raise NoiseproofError("correct takes one seed: use --seed")
+    seed, noise_entry = config.seeds[0], config.noise[0]
+    noise = noise_entry.model.with_level(config.levels_of(noise_entry)[0])
+    out = Path(opts["out"])
+    data = config.dataset.load()
+    layers = split_list(opts["layers"])
+    if layers is not None and not opts["checkpoint"]:  # refuse before training, not after
+        check_layers(config.model.build(data.input_shape, data.num_outputs), layers)
+    if opts["checkpoint"]:
+        state, meta = load_checkpoint(opts["checkpoint"])
+        model = model_from_checkpoint(state, meta)
+        click.echo(f"loaded {opts['checkpoint']} ({meta.get('label', meta['method']['name'])})")
+    else:
+        if len(config.methods) != 1:
+            raise NoiseproofError("correct trains one method: use --method (e.g. lipschitz)")
+        entry = config.methods[0]
+        model, meta = train_job(
+            config.model,
+            data,
+            entry.method,
+            config.train,
+            noise=noise,
+            selection=config.chip,
+            seed=seed,
+            progress=not opts["no_progress"],
+        )
+        meta["label"], meta["dataset"] = entry.label, config.dataset.spec()
+        save_checkpoint(out / "model.pt", model.state_dict(), meta)
+        click.echo(
+            f"trained {entry.label}: best val {100 * meta['best_val_accuracy']:.2f}% at epoch "
+            f"{meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {out / 'model.pt'}"
+        )
+    if layers is not None:
+        check_layers(model, layers)
+    results, trained = correct(
+        model,
+        data,
+        noise,
+        settings,
+        transfers=config.transfers,
+        selection=config.chip,
+        seed=seed,
+        batch_size=config.eval_batch_size,
+        layers=layers,
+        log=click.echo,
+    )
+    results["method"] = meta.get("method")
+    results["train_seconds"] = meta.get("train_seconds")
+    results["best_epoch"] = meta.get("best_epoch")
+    results["config"] = config.to_dict()
+    results["correct"] = settings.model_dump(mode="json")
+    for label, wrapped in trained.items():
+        save_checkpoint(
+            out / f"compensated-{label}.pt",
+            wrapped.state_dict(),
+            {**meta, "compensation": {"layers": wrapped.layers, **results["correct"]}},
+        )
+    write_json_atomic(out / "results.json", results)
+    click.echo(f"wrote {out / 'results.json'}")

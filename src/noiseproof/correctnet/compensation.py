@@ -1,0 +1,298 @@
+"""Error compensation: small digital modules that correct a noisy layer's output (CorrectNet).
+
+Eldebiky et al. 2023 add small extra layers, computed digitally (noise-free), after selected
+layers to correct the feature maps that weight variation has corrupted, and train them under
+variation with the original weights frozen. Their exact architecture is not available to us;
+ours (documented choices, all options of `CompensationSpec`):
+
+- after a convolution with C output channels: correction = U(act(D(K(y)))) where K is a
+  depthwise k x k convolution (per channel), D a 1x1 convolution C -> r, U a 1x1 convolution
+  r -> C (a low-rank channel mixer);
+- after a Linear layer with F outputs: correction = U(act(D(y))), D: F -> r, U: r -> F (low rank);
+- optionally (default on) a per-channel gain and offset a * y + b is added to the correction:
+  log-normal variation scales every weight by exp(sigma^2/2) on average, a drift the low-rank
+  map cannot undo on all channels;
+- the layer's output becomes y + correction; U, a and b start at zero, so an untrained
+  compensation leaves the network's outputs exactly unchanged.
+
+`Compensated` wraps the user's model without editing it: during its forward a temporary
+forward hook on each chosen layer adds the correction, and the hooks are removed afterwards.
+Its parameters are 'base.<name>' (the original, on the chip) and 'comp.<key>.*' (digital), so
+`COMPENSATION_EXCLUDE` keeps the compensation off the chip in a ChipSelection.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from noiseproof.chip import ChipSelection
+from noiseproof.errors import NoiseproofError
+from noiseproof.seeding import derive_seed
+
+COMPENSATION_EXCLUDE = "comp.*"
+_CONVS: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_ACTS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
+
+
+class CompensationSpec(BaseModel):
+    """Shape of the compensation modules (our choices; the paper's are not published)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(8, ge=1, description="hidden width r of the low-rank correction (<= width)")
+    kernel_size: int = Field(
+        3, ge=1, description="depthwise kernel before a conv correction (1: per-channel scale)"
+    )
+    activation: Literal["relu", "tanh", "none"] = Field(
+        "relu", description="between the two maps ('none': a purely linear correction)"
+    )
+    affine: bool = Field(
+        True, description="add a per-channel gain and offset a*y + b (undoes systematic drift)"
+    )
+
+
+def key_of(layer: str) -> str:
+    """ModuleDict key of the compensation for `layer` ('features.0' -> 'features_0')."""
+    return layer.replace(".", "_")
+
+
+class ChannelAffine(nn.Module):
+    """a * y + b with one (a, b) per channel (a depthwise 1x1 convolution), both starting at 0.
+
+    shape: (C, 1, ..., 1) for a convolution output, (F,) for a Linear output.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, y: Tensor) -> Tensor:
+        return y * self.weight + self.bias
+
+
+class Compensator(nn.Module):
+    """The correction for one layer's output: U(act(D(K(y)))) [+ a * y + b], U, a, b start at 0.
+
+    For a convolution output [B, C, *spatial] (dims = number of spatial dims): K depthwise
+    k x k, D and U 1x1 convolutions. For a Linear output [..., F] (dims = 0): K = identity,
+    D and U Linear maps. r = min(rank, width).
+    """
+
+    def __init__(self, width: int, dims: int, spec: CompensationSpec) -> None:
+        super().__init__()
+        rank = min(spec.rank, width)
+        if dims == 0:
+            self.mix: nn.Module = nn.Identity()
+            self.down: nn.Module = nn.Linear(width, rank, bias=False)
+            self.up: nn.Module = nn.Linear(rank, width)
+        else:
+            conv = _CONVS[dims]
+            k = spec.kernel_size
+            self.mix = conv(width, width, k, padding=k // 2, groups=width, bias=False)
+            nn.init.dirac_(self.mix.weight, groups=width)  # start as the identity per channel
+            self.down = conv(width, rank, 1, bias=False)
+            self.up = conv(rank, width, 1)
+        self.act = _ACTS[spec.activation]()
+        self.affine = ChannelAffine((width,) + (1,) * dims) if spec.affine else None
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, y: Tensor) -> Tensor:
+        """The correction to add to the layer output `y` (same shape)."""
+        low_rank = self.up(self.act(self.down(self.mix(y))))
+        return low_rank if self.affine is None else low_rank + self.affine(y)
+
+
+def output_shapes(
+    model: nn.Module, layers: Sequence[str], input_shape: tuple[int, ...]
+) -> dict[str, tuple[int, ...]]:
+    """Per-example output shape of each named layer, from one no-grad forward in eval mode."""
+    modules = dict(model.named_modules())
+    missing = [name for name in layers if name not in modules or name == ""]
+    if missing:
+        raise NoiseproofError(f"compensation: no layer named {missing[0]!r} in the model")
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Callable[[nn.Module, tuple, Tensor], None]:
+        def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
+            shapes.setdefault(name, tuple(out.shape[1:]))
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(record(name)) for name in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+class Compensated(nn.Module):
+    """The user's model plus compensation after `layers`, the model itself left unedited.
+
+    base: the original module (parameters 'base.*', on the chip); comp: ModuleDict of
+    Compensators (parameters 'comp.*', digital). forward(x) = base(x) with each chosen layer's
+    output y replaced by y + comp(y), through hooks that exist only during the call, so
+    torch.func.functional_call with noisy 'base.*' tensors gives the compensated noisy chip.
+    """
+
+    def __init__(
+        self,
+        base: nn.Module,
+        layers: Sequence[str],
+        input_shape: tuple[int, ...],
+        spec: CompensationSpec | None = None,
+        *,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        spec = spec or CompensationSpec()
+        self.base = base
+        self.layers = list(dict.fromkeys(layers))
+        self.comp = nn.ModuleDict()
+        self.record: dict[str, Tensor] | None = None  # set to a dict to keep corrected outputs
+        modules = dict(base.named_modules())
+        shapes = output_shapes(base, self.layers, tuple(input_shape))
+        for name in self.layers:
+            module = modules[name]
+            if isinstance(module, nn.Linear):
+                width, dims = shapes[name][-1], 0
+            elif isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+                width, dims = shapes[name][0], len(shapes[name]) - 1
+            else:
+                raise NoiseproofError(
+                    f"compensation after '{name}' ({type(module).__name__}): "
+                    "only Linear and Conv1d/2d/3d layers are supported"
+                )
+            with torch.random.fork_rng(devices=[]):  # initial weights depend on (seed, layer) only
+                torch.manual_seed(derive_seed(seed, "compensation-init", name))
+                self.comp[key_of(name)] = Compensator(width, dims, spec)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """base(x) with y -> y + comp(y) after every chosen layer."""
+        modules = dict(self.base.named_modules())
+        handles = [
+            modules[name].register_forward_hook(self._adder(key_of(name))) for name in self.layers
+        ]
+        try:
+            return self.base(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _adder(self, key: str) -> Callable[[nn.Module, tuple, Tensor], Tensor]:
+        def add(module: nn.Module, inputs: tuple, out: Tensor) -> Tensor:
+            corrected = out + self.comp[key](out)
+            if self.record is not None:
+                self.record[key] = corrected
+            return corrected
+
+        return add
+
+    def compensation_parameters(self) -> list[nn.Parameter]:
+        """The digital, trainable parameters (the only ones compensation training updates)."""
+        return list(self.comp.parameters())
+
+
+def clean_outputs(base: nn.Module, layers: Sequence[str], x: Tensor) -> dict[str, Tensor]:
+    """Outputs of `layers` (by compensation key) in the noise-free base model, without grad."""
+    modules = dict(base.named_modules())
+    found: dict[str, Tensor] = {}
+
+    def keep(key: str) -> Callable[[nn.Module, tuple, Tensor], None]:
+        def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
+            found[key] = out.detach()
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(key_of(name))) for name in layers]
+    try:
+        with torch.no_grad():
+            base(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+def compensated_selection(selection: ChipSelection | None) -> ChipSelection:
+    """`selection` for a Compensated model: original parameters on chip, 'comp.*' excluded.
+
+    Include globs written for the bare model ('0.weight') are re-rooted under 'base.'.
+    """
+    selection = selection or ChipSelection()
+    return selection.model_copy(
+        update={
+            "include": tuple(f"base.{pat}" for pat in selection.include),
+            "exclude": (*(f"base.{pat}" for pat in selection.exclude), COMPENSATION_EXCLUDE),
+        }
+    )
+
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Multiply-accumulates per example of every Linear/ConvNd in `model` (full names).
+
+    Linear: in_features * out_features per output row; ConvNd: output elements * C_in/groups *
+    prod(kernel); ChannelAffine: one per output element. Measured with forward hooks on one
+    eval-mode forward of a zero input.
+    """
+    counts: dict[str, int] = {}
+
+    def hook(name: str):
+        def count(module: nn.Module, inputs: tuple, out: Tensor) -> None:
+            if isinstance(module, nn.Linear):
+                rows = out.numel() // out.shape[-1]
+                macs = rows * module.in_features * module.out_features
+            elif isinstance(module, ChannelAffine):
+                macs = out.numel()
+            else:
+                per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+                macs = out.numel() * per_output
+            counts[name] = counts.get(name, 0) + int(macs)
+
+        return count
+
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d | ChannelAffine)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def overhead(model: Compensated, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """Extra parameters and MACs of the compensation, absolute and as % of the original model's."""
+    base_params = sum(p.numel() for p in model.base.parameters())
+    comp_params = sum(p.numel() for p in model.comp.parameters())
+    macs = layer_macs(model, input_shape)
+    comp_macs = sum(v for k, v in macs.items() if k.startswith("comp."))
+    base_macs = sum(v for k, v in macs.items() if k.startswith("base."))
+    return {
+        "params": comp_params,
+        "macs": comp_macs,
+        "base_params": base_params,
+        "base_macs": base_macs,
+        "params_percent": 100.0 * comp_params / base_params,
+        "macs_percent": 100.0 * comp_macs / base_macs,
+    }

@@ -1,0 +1,192 @@
+"""Loss landscape along random relative directions and a scalar flatness (Buechel et al. 2022).
+
+For each of `repeats` directions v ~ N(0, (scale * |theta|)^2) (one draw per parameter), the
+loss and accuracy of f(x; theta + alpha * v) are measured for alpha on a grid in [-2, 2]
+(paper: scale 0.2, 5 repeats). Flatter minima change less along such directions; the scalar
+summary is the mean loss increase at alpha = +-flatness_alpha:
+
+    flatness = mean over repeats and signs of [ L(theta +- a * v) - L(theta) ]   (a = 1 default)
+
+(lower = flatter; our summary, the paper shows the curves only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import Tensor, nn
+
+from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
+from noiseproof.noise.base import standard_normal
+from noiseproof.seeding import generator as make_generator
+from noiseproof.tasks import predict, task_loss
+
+
+class LandscapeConfig(BaseModel):
+    """Random-direction landscape settings (defaults: Buechel et al. 2022, scale 0.2, 5 repeats).
+
+    `examples` limits the evaluation examples per point (default 2000, our choice for cost);
+    the alpha grid always gets 0 and +-flatness_alpha added.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(
+        0.2, gt=0.0, allow_inf_nan=False, description="relative std s of the directions"
+    )
+    alphas: tuple[float, ...] = Field(
+        tuple(round(-2.0 + 0.25 * i, 2) for i in range(17)),
+        min_length=1,
+        description="step sizes along each direction",
+    )
+    repeats: int = Field(5, ge=1, description="random directions")
+    examples: int | None = Field(2000, gt=0, description="evaluation examples (None: all)")
+    flatness_alpha: float = Field(
+        1.0, gt=0.0, allow_inf_nan=False, description="alpha of the flatness summary"
+    )
+    batch_size: int = Field(2000, ge=1, description="examples per forward chunk")
+
+    @field_validator("alphas", mode="before")
+    @classmethod
+    def _alphas(cls, value: Any) -> Any:
+        values = [value] if isinstance(value, int | float) else value
+        for alpha in values:
+            if isinstance(alpha, bool) or not isinstance(alpha, int | float):
+                raise ValueError(f"alphas: {alpha!r} is not a number")
+            if not math.isfinite(alpha):
+                raise ValueError(f"alphas: {alpha!r} must be finite")
+        return values
+
+    def grid(self) -> list[float]:
+        """Sorted alphas with 0 and +-flatness_alpha included."""
+        a = self.flatness_alpha
+        return sorted({float(x) for x in (*self.alphas, 0.0, a, -a)})
+
+
+@torch.no_grad()
+def loss_and_accuracy(
+    model: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int
+) -> tuple[float, float]:
+    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (mode restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        loss, correct = 0.0, 0
+        for xs, ys in zip(x.split(batch_size), y.split(batch_size), strict=True):
+            logits = forward(model, params, xs)
+            loss += float(task_loss(logits, ys)) * len(ys)
+            correct += int((predict(logits) == ys).sum())
+        return loss / len(y), correct / len(y)
+    finally:
+        model.train(was_training)
+
+
+def random_direction(params: Params, scale: float, generator: torch.Generator) -> Params:
+    """v ~ N(0, (scale * |theta|)^2), independently per element."""
+    return {n: scale * t.abs() * standard_normal(t, generator) for n, t in params.items()}
+
+
+def loss_landscape(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    config: LandscapeConfig | None = None,
+    *,
+    seed: int = 0,
+    selection: ChipSelection | None = None,
+    params: Params | None = None,
+) -> dict[str, Any]:
+    """Loss and accuracy at theta + alpha * v for every alpha and direction, plus flatness.
+
+    Returns {'alphas': [A], 'loss': [R][A], 'accuracy': [R][A], 'flatness': float,
+    'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_accuracy'}.
+    Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
+    evaluated with the same seed sees the same normal draws where shapes agree.
+    """
+    config = config or LandscapeConfig()
+    theta = detached(params if params is not None else chip_params(model, selection))
+    n = len(y) if config.examples is None else min(config.examples, len(y))
+    x, y = x[:n], y[:n]
+    alphas = config.grid()
+    losses, accuracies = [], []
+    for repeat in range(config.repeats):
+        v = random_direction(theta, config.scale, make_generator(seed, "landscape", repeat))
+        row_loss, row_acc = [], []
+        for alpha in alphas:
+            point = {name: t + alpha * v[name] for name, t in theta.items()}
+            loss, acc = loss_and_accuracy(model, point, x, y, config.batch_size)
+            row_loss.append(loss)
+            row_acc.append(acc)
+        losses.append(row_loss)
+        accuracies.append(row_acc)
+    centre = alphas.index(0.0)
+    a = config.flatness_alpha
+    plus, minus = alphas.index(a), alphas.index(-a)
+    rises = [(row[plus] + row[minus]) / 2 - row[centre] for row in losses]
+    return {
+        "alphas": alphas,
+        "loss": losses,
+        "accuracy": accuracies,
+        "clean_loss": losses[0][centre],
+        "clean_accuracy": accuracies[0][centre],
+        "flatness": sum(rises) / len(rises),
+        "flatness_alpha": a,
+        "scale": config.scale,
+        "repeats": config.repeats,
+        "examples": n,
+    }
+
+
+def landscape_plot(curves: Mapping[str, dict[str, Any]], path: str | Path) -> Path:
+    """Loss and accuracy vs alpha, one line per method (mean over directions, band min..max)."""
+    from noiseproof.experiments.plots import plt, save_figure
+
+    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, record in curves.items():
+        alphas = record["alphas"]
+        for axes, key, factor in ((loss_axes, "loss", 1.0), (acc_axes, "accuracy", 100.0)):
+            rows = [[factor * v for v in row] for row in record[key]]
+            mean = [sum(col) / len(col) for col in zip(*rows, strict=True)]
+            (line,) = axes.plot(alphas, mean, marker=".", label=label)
+            axes.fill_between(
+                alphas,
+                [min(col) for col in zip(*rows, strict=True)],
+                [max(col) for col in zip(*rows, strict=True)],
+                color=line.get_color(),
+                alpha=0.15,
+            )
+    any_record = next(iter(curves.values()))
+    for axes, ylabel in ((loss_axes, "test loss"), (acc_axes, "test accuracy (%)")):
+        axes.set_xlabel(f"alpha (direction v ~ N(0, ({any_record['scale']:g}|theta|)^2))")
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    loss_axes.set_title("Loss along random directions (band: min..max over directions)")
+    acc_axes.set_title("Accuracy along random directions")
+    figure.tight_layout()
+    return save_figure(figure, Path(path))
+
+
+def flatness_rows(curves: Mapping[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: method, clean loss, mean loss rise at +-alpha, accuracy at +-alpha."""
+    header = ["method", "clean loss", "flatness (loss rise)", "accuracy at +-alpha (%)"]
+    rows = []
+    for label, r in curves.items():
+        alphas: Sequence[float] = r["alphas"]
+        a = r["flatness_alpha"]
+        cols = [alphas.index(a), alphas.index(-a)]
+        acc = [row[c] for row in r["accuracy"] for c in cols]
+        rows.append(
+            [
+                label,
+                f"{r['clean_loss']:.4f}",
+                f"{r['flatness']:.4f}",
+                f"{100 * sum(acc) / len(acc):.2f}",
+            ]
+        )
+    return header, rows

@@ -1,0 +1,140 @@
+"""Optional per-model analyses of a `compare` run: targeted attack and loss landscape.
+
+Asked for by the config keys `attack:` (noiseproof.evaluation.attack.AttackConfig) and
+`landscape:` (noiseproof.evaluation.landscape.LandscapeConfig). Each (method, seed) model gets
+one record per analysis, saved as jobs/attack__<method>__seed<s>.json and
+jobs/landscape__<method>__seed<s>.json so a resumed run skips finished ones; results.json gets
+the lists `attacks` and `landscapes` and a `flatness` table; report.md/html get a section each.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from noiseproof.atomic import write_json_atomic, write_text_atomic
+from noiseproof.data.base import Dataset
+from noiseproof.evaluation.attack import attack_plot, attack_rows, targeted_attack
+from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_landscape
+from noiseproof.experiments.results import markdown_table, text_table
+
+
+def _cached(path: Path, resume: bool, compute: Callable[[], Any]) -> Any:
+    if resume and path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    write_json_atomic(path, value)
+    return value
+
+
+def analyse_model(
+    config: Any,
+    model: nn.Module,
+    data: Dataset,
+    label: str,
+    seed: int,
+    jobs: Path,
+    resume: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(attack records, landscape record or None) for one trained model, as the config asks."""
+    name = "".join(c if c.isalnum() or c in "-." else "_" for c in label)
+    attacks: list[dict[str, Any]] = []
+    landscape = None
+    if config.attack is not None:
+        attacks = _cached(
+            jobs / f"attack__{name}__seed{seed}.json",
+            resume,
+            lambda: [
+                {"method": label, "seed": seed, **record}
+                for record in targeted_attack(
+                    model, data.x_test, data.y_test, config.attack, seed=seed, selection=config.chip
+                )
+            ],
+        )
+    if config.landscape is not None:
+        landscape = _cached(
+            jobs / f"landscape__{name}__seed{seed}.json",
+            resume,
+            lambda: {
+                "method": label,
+                "seed": seed,
+                **loss_landscape(
+                    model,
+                    data.x_test,
+                    data.y_test,
+                    config.landscape,
+                    seed=seed,
+                    selection=config.chip,
+                ),
+            },
+        )
+    return attacks, landscape
+
+
+def flatness_table(landscapes: list[dict[str, Any]]) -> dict[str, float]:
+    """Method -> flatness (mean over seeds of the mean loss rise at +-flatness_alpha)."""
+    by_method: dict[str, list[float]] = {}
+    for record in landscapes:
+        by_method.setdefault(record["method"], []).append(record["flatness"])
+    return {method: sum(v) / len(v) for method, v in by_method.items()}
+
+
+def write_analyses(
+    out: Path,
+    attacks: list[dict[str, Any]],
+    landscapes: list[dict[str, Any]],
+    log: Callable[[str], None] = print,
+) -> None:
+    """Plots, console tables and a section appended to report.md and report.html."""
+    md, page = [], []
+    if attacks:
+        png = attack_plot(attacks, out / "attack.png")
+        header, rows = attack_rows(attacks)
+        log("\ntargeted parameter attack vs random mismatch of the same zeta")
+        log(text_table(header, rows))
+        md += [
+            "\n## Targeted parameter attack\n",
+            markdown_table(header, rows),
+            f"\n![]({png.name})\n",
+        ]
+        page.append(_html_section("Targeted parameter attack", header, rows, png))
+    if landscapes:
+        first_seed = {}
+        for record in landscapes:
+            first_seed.setdefault(record["method"], record)
+        png = landscape_plot(first_seed, out / "landscape.png")
+        header, rows = flatness_rows({f"{r['method']} seed {r['seed']}": r for r in landscapes})
+        log("\nloss landscape: mean loss rise at +-alpha along random relative directions")
+        log(text_table(header, rows))
+        md += [
+            "\n## Loss landscape (flatness)\n",
+            markdown_table(header, rows),
+            f"\n![]({png.name})\n",
+        ]
+        page.append(_html_section("Loss landscape (flatness)", header, rows, png))
+    report_md, report_html = out / "report.md", out / "report.html"
+    if md and report_md.is_file():
+        write_text_atomic(report_md, report_md.read_text() + "\n".join(md))
+    if page and report_html.is_file():
+        text = report_html.read_text()
+        cut = text.rfind("</body>")
+        cut = len(text) if cut < 0 else cut
+        write_text_atomic(report_html, text[:cut] + "\n".join(page) + "\n" + text[cut:])
+
+
+def _html_section(title: str, header: list[str], rows: list[list[str]], png: Path) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    image = base64.b64encode(png.read_bytes()).decode()
+    return (
+        f"<h2>{html.escape(title)}</h2>\n<table><tr>{cells}</tr>{body}</table>\n"
+        f'<img alt="{html.escape(title)}" src="data:image/png;base64,{image}">'
+    )

@@ -1,0 +1,113 @@
+"""WVAT, weight variation-aware training (ICLR 2023 submission): random or adversarial variation.
+
+Per mini-batch, with probability p the weights get a random variation drawn from the noise
+model, otherwise a gradient-ascent variation (one normalised step along the loss gradient, as in
+SAM / AWP); the gradient is taken at w + delta and delta is removed again before the optimiser
+step ("weight reverse"). Here the removal is exact by construction: the loss is computed through
+w + stopgrad(delta), so the gradient at w + delta lands on w itself and w is never modified.
+The paper publishes neither the variation's size nor p: both are options (p = 0.5 by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from noiseproof.chip import Params, detached, forward, straight_through
+from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.methods.consistency import scratch_buffers
+from noiseproof.methods.noise_injection import training_noise
+from noiseproof.noise.base import NoiseModel, noise_models
+from noiseproof.tasks import task_loss
+
+EPS = 1e-12
+
+
+def ascent_step(
+    params: Params, grads: Params, rho: float, norm: Literal["layer", "adaptive", "sign"]
+) -> Params:
+    """One normalised gradient-ascent variation delta of radius rho relative to the weights.
+
+    layer (AWP, Wu et al. 2020): delta_l = rho * ||w_l|| * g_l / ||g_l|| per tensor;
+    adaptive (ASAM, Kwon et al. 2021): delta = rho * |w|^2 g / || |w| g || over all tensors;
+    sign (relative l-inf box, as Buechel et al. 2022): delta = rho * |w| * sign(g).
+    A zero gradient gives a zero delta.
+    """
+    if norm == "layer":
+        return {
+            n: rho * w.norm() * grads[n] / grads[n].norm().clamp_min(EPS) for n, w in params.items()
+        }
+    if norm == "sign":
+        return {n: rho * w.abs() * grads[n].sign() for n, w in params.items()}
+    scaled = torch.sqrt(sum((params[n].abs() * g).square().sum() for n, g in grads.items()))
+    return {n: rho * w.square() * grads[n] / scaled.clamp_min(EPS) for n, w in params.items()}
+
+
+@methods.register("wvat")
+class WVAT(Method):
+    """WVAT (ICLR 2023 submission): per batch, a random (prob. p) or gradient-ascent variation.
+
+    With probability p: delta = noise(w) - w, one draw of the noise model (p = 1 is forward
+    noise training). Otherwise: g = grad CE(f(x; w), y) at the clean weights (an extra forward
+    and backward, with autograd.grad), delta = `ascent_step(w, g, rho, ascent)` (p = 0 is a
+    SAM/AWP-like step). Then loss 'task' = CE(f(x; w + stopgrad(delta)), y): its gradient is the
+    gradient at w + delta, and the optimiser steps w as it stands (delta removed). The coin is
+    drawn from the training generator only when 0 < p < 1. rho and the norm are not published:
+    our defaults are rho = 0.1 relative to each layer's norm (the AWP gamma = 0.1 baseline of
+    Buechel et al. 2022). The probe forward runs on scratch copies of the buffers.
+    """
+
+    p: float = Field(
+        0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="probability of a random variation"
+    )
+    rho: float = Field(
+        0.1, ge=0.0, allow_inf_nan=False, description="ascent radius relative to the weights"
+    )
+    ascent: Literal["layer", "adaptive", "sign"] = Field(
+        "layer", description="ascent normalisation: layer (AWP), adaptive (ASAM), sign (l-inf)"
+    )
+    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    level: float | None = Field(
+        None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
+    )
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _build_noise(cls, value: Any) -> NoiseModel | None:
+        return None if value is None else noise_models.create(value)
+
+    def random_branch(self, ctx: StepContext) -> bool:
+        """True for a random variation: always at p = 1, never at p = 0, else a coin with p."""
+        if self.p in (0.0, 1.0):
+            return self.p == 1.0
+        return bool(torch.rand((), generator=ctx.generator) < self.p)
+
+    def variation(self, ctx: StepContext, x: Tensor, y: Tensor) -> Params:
+        """The perturbed weights w + delta (detached) for this batch."""
+        clean = detached(ctx.params)
+        if self.random_branch(ctx):
+            noise = training_noise(self.noise, self.level, ctx, "wvat")
+            return noise.sample(clean, ctx.generator)
+        probe = {n: w.detach().requires_grad_(True) for n, w in ctx.params.items()}
+        with torch.enable_grad():
+            loss = task_loss(forward(ctx.model, {**scratch_buffers(ctx.model), **probe}, x), y)
+            grads = torch.autograd.grad(loss, list(probe.values()), allow_unused=True)
+        grads_by_name = {
+            n: torch.zeros_like(w) if g is None else g
+            for (n, w), g in zip(clean.items(), grads, strict=True)
+        }
+        delta = ascent_step(clean, grads_by_name, self.rho, self.ascent)
+        return {n: w + delta[n] for n, w in clean.items()}
+
+    def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """{'task': CE at w + delta, with the gradient applied to w (weight reverse)}."""
+        varied = straight_through(ctx.params, self.variation(ctx, x, y))
+        return {"task": task_loss(forward(ctx.model, varied, x), y)}
+
+    def spec(self) -> dict:
+        spec = super().spec()
+        spec["noise"] = None if self.noise is None else self.noise.spec()
+        return spec

@@ -1,0 +1,128 @@
+"""Weight <-> conductance mapping for crossbar arrays (differential pairs, min-max scaled).
+
+Drolet et al. 2023 (arXiv 2305.18495), after their public code: the conductance window comes
+from the device's low- and high-resistance states, G in [1/R_HRS, 1/R_LRS] (100..500 uS for
+2 kOhm / 10 kOhm). Each weight w is stored as a differential pair: w+ = max(w, 0) and
+w- = max(-w, 0) are each min-max mapped from [0, max|W|] onto [G_min, G_max],
+
+    G+ = G_min + (G_max - G_min) * w+ / max|W|,   G- = G_min + (G_max - G_min) * w- / max|W|,
+
+and the effective weight read back is w = (G+ - G-) * max|W| / (G_max - G_min). When every
+weight of a tensor shares one sign, one column suffices (scheme "auto"): G = G_min + (G_max -
+G_min) * |w| / max|W| and w = sign * (G - G_min) * max|W| / (G_max - G_min), the G_min offset
+being removed by a reference (our reading of the paper's one-column case).
+
+All arithmetic runs in float64 so that map-then-unmap returns the float32 weights bit for bit.
+Any crossbar-style noise model can reuse this object: perturb the conductances it returns,
+then call `to_weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal, Self
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Conductances:
+    """One tensor programmed on a crossbar: conductances in microsiemens (float64).
+
+    positive: G of the w+ column (or of the only column), shaped like the weights;
+    negative: G of the w- column, or None in the one-column scheme;
+    scale: max|W| used by the mapping (0-d tensor); sign: +1 or -1 in the one-column scheme
+    (the sign every weight shares), 0 for differential pairs; dtype: the weights' dtype.
+    """
+
+    positive: Tensor
+    negative: Tensor | None
+    scale: Tensor
+    sign: int
+    dtype: torch.dtype
+
+    @property
+    def columns(self) -> tuple[Tensor, ...]:
+        """The device columns: (G+, G-) for differential pairs, (G,) for one column."""
+        return (self.positive,) if self.negative is None else (self.positive, self.negative)
+
+    def with_columns(self, *columns: Tensor) -> Conductances:
+        """The same mapping with new conductances for its columns (same order as `columns`)."""
+        if len(columns) != len(self.columns):
+            raise ValueError(f"expected {len(self.columns)} columns, got {len(columns)}")
+        negative = columns[1] if len(columns) == 2 else None
+        return replace(self, positive=columns[0], negative=negative)
+
+
+class ConductanceMapping(BaseModel):
+    """Weights <-> differential conductance pairs, min-max mapped (Drolet et al. 2023).
+
+    G_min = 1/R_HRS and G_max = 1/R_LRS (in uS); w+ and w- are each mapped from [0, max|W|]
+    onto [G_min, G_max]; the inverse is w = (G+ - G-) * max|W| / (G_max - G_min).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r_lrs_ohm: float = Field(2e3, gt=0, allow_inf_nan=False, description="LRS resistance (Ohm)")
+    r_hrs_ohm: float = Field(1e4, gt=0, allow_inf_nan=False, description="HRS resistance (Ohm)")
+    scheme: Literal["auto", "differential"] = Field(
+        "auto", description="auto: one column when all weights share a sign; else pairs"
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.r_lrs_ohm >= self.r_hrs_ohm:
+            raise ValueError(
+                f"r_lrs_ohm ({self.r_lrs_ohm:g}) must be below r_hrs_ohm ({self.r_hrs_ohm:g})"
+            )
+        return self
+
+    @property
+    def g_min(self) -> float:
+        """Smallest programmable conductance 1/R_HRS, in uS."""
+        return 1e6 / self.r_hrs_ohm
+
+    @property
+    def g_max(self) -> float:
+        """Largest programmable conductance 1/R_LRS, in uS."""
+        return 1e6 / self.r_lrs_ohm
+
+    def to_conductance(self, weights: Tensor, scale: Tensor | float | None = None) -> Conductances:
+        """Map `weights` onto conductances; `scale` overrides max|W| (e.g. a layer-wide scale).
+
+        A scale of 0 (all-zero weights) maps every device to G_min and back to 0.
+        """
+        w = weights.detach().to(torch.float64)
+        if scale is None:
+            scale = w.abs().max() if w.numel() else torch.zeros((), dtype=torch.float64)
+        scale = torch.as_tensor(scale, dtype=torch.float64, device=w.device)
+        if bool((w.abs() > scale).any()):
+            raise ValueError("scale must be at least max|W| of the tensor it maps")
+        span = self.g_max - self.g_min
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        sign = 0
+        if self.scheme == "auto":
+            if bool((w >= 0).all()):
+                sign = 1
+            elif bool((w <= 0).all()):
+                sign = -1
+        if sign:
+            g = self.g_min + span * (w.abs() / safe)
+            return Conductances(g, None, scale, sign, weights.dtype)
+        g_pos = self.g_min + span * (w.clamp(min=0) / safe)
+        g_neg = self.g_min + span * ((-w).clamp(min=0) / safe)
+        return Conductances(g_pos, g_neg, scale, 0, weights.dtype)
+
+    def to_weights(self, programmed: Conductances) -> Tensor:
+        """Effective weights read back: (G+ - G-) * max|W| / (G_max - G_min), in the weights' dtype.
+
+        In the one-column scheme: sign * (G - G_min) * max|W| / (G_max - G_min).
+        """
+        per_us = programmed.scale / (self.g_max - self.g_min)
+        if programmed.negative is None:
+            w = programmed.sign * (programmed.positive - self.g_min) * per_us
+        else:
+            w = (programmed.positive - programmed.negative) * per_us
+        return w.to(programmed.dtype)

@@ -1,0 +1,99 @@
+"""consistency and wvat with the rest: every model, chip selection rules, noise models, compare."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from noiseproof.chip import ChipSelection, chip_params
+from noiseproof.config import ExperimentConfig
+from noiseproof.experiments.compare import run_compare
+from noiseproof.methods import create_method
+from noiseproof.methods.base import StepContext
+from noiseproof.models import build_model, models
+from noiseproof.noise import create_noise
+
+NOISE = create_noise({"name": "additive_gaussian", "eta": 0.2})
+METHODS = [
+    {"name": "consistency"},
+    {"name": "consistency", "distance": "cosine", "detach_clean": False},
+    {"name": "consistency", "distance": "kl"},
+    {"name": "wvat", "p": 0.0},
+    {"name": "wvat", "p": 1.0},
+]
+
+
+@pytest.mark.parametrize("model_name", models.names())
+def test_every_model_trains_a_step_with_both_methods(model_name):
+    torch.manual_seed(0)
+    model = build_model(model_name, (1, 16, 16), 10).train()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 1, 16, 16, generator=gen), torch.randint(0, 10, (4,), generator=gen)
+    ctx = StepContext(model, chip_params(model), NOISE, gen)
+    for spec in METHODS:
+        terms = create_method(spec).terms(ctx, x, y)
+        torch.stack(list(terms.values())).sum().backward()
+        assert all(torch.isfinite(t) for t in terms.values()), spec
+        assert all(p.grad is not None for p in ctx.params.values()), spec
+        model.zero_grad(set_to_none=True)
+
+
+def test_off_chip_parameters_are_never_perturbed():
+    """With only weights on the chip, biases enter every forward as they are."""
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "hidden": [8]}, (1, 8, 8), 3).train()
+    selection = ChipSelection(kinds=("weight",))
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 1, 8, 8, generator=gen), torch.randint(0, 3, (6,), generator=gen)
+    ctx = StepContext(model, chip_params(model, selection), NOISE, gen)
+    seen = []
+    model[1].register_forward_pre_hook(lambda m, i: seen.append(m.bias.detach().clone()))
+    for spec in METHODS:
+        create_method(spec).terms(ctx, x, y)
+    assert seen and all(torch.equal(b, model[1].bias.detach()) for b in seen)
+
+
+def test_other_noise_models_drive_both_methods():
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "hidden": [8]}, (1, 8, 8), 3).train()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 1, 8, 8, generator=gen), torch.randint(0, 3, (6,), generator=gen)
+    ctx = StepContext(model, chip_params(model), create_noise("relative_gaussian"), gen)
+    assert float(create_method("consistency").terms(ctx, x, y)["consistency"].detach()) > 0
+    assert torch.isfinite(create_method("wvat").terms(ctx, x, y)["task"])
+
+
+def test_compare_grid_with_both_methods(tmp_path):
+    config = ExperimentConfig.parse(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"name": "mlp", "hidden": [16]},
+            "methods": [
+                "noise_injection",
+                {"name": "consistency", "lam": 0.5},
+                {"name": "wvat", "label": "wvat-p0", "p": 0.0},
+            ],
+            "noise": [{"name": "additive_gaussian", "eta": 0.2}],
+            "levels": [0.0, 0.2],
+            "transfers": 3,
+            "seeds": [0],
+            "train": {"epochs": 1, "batch_size": 64},
+        }
+    )
+    results = run_compare(config, tmp_path / "run", progress=False, log=lambda _: None)
+    methods = {job["method"] for job in results["jobs"]}
+    assert methods == {"noise_injection", "consistency", "wvat-p0"}
+    assert len(results["jobs"]) == 6
+    consistency = next(t for t in results["trainings"] if t["method"] == "consistency")
+    assert {"task", "consistency", "loss"} <= set(consistency["history"][0])
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["config"]["methods"][2] == {
+        "name": "wvat", "label": "wvat-p0", "p": 0.0, "rho": 0.1, "ascent": "layer",
+        "noise": None, "level": None,
+    }  # fmt: skip
+    assert (tmp_path / "run" / "report.md").read_text().count("wvat-p0") >= 1
+    # the saved config round-trips (what --resume relies on)
+    again = ExperimentConfig.parse(saved["config"])
+    assert again.to_dict() == saved["config"]
