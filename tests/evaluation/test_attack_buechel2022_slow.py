@@ -1,6 +1,6 @@
 """The Buechel et al. 2022 reproduction (examples/buechel2022, reduced budget): paper's claims.
 
-Slow (about an hour on a 2-core CPU): run with `pytest -m slow tests/evaluation`.
+Slow (the run took 690 s on a shared 2-core CPU): run with `pytest -m slow tests/evaluation`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from noiseproof.cli import numbers
+from noiseproof.commands.options import numbers
 from noiseproof.errors import NoiseproofError
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from noiseproof.cli import build_config, common_options, numbers, split_list
+from noiseproof.commands.options import build_config, common_options, numbers, split_list
 from noiseproof.errors import NoiseproofError
 
 

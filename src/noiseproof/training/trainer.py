@@ -69,8 +69,8 @@ def train(
 
     Two generators derived from `seed` make every random draw: one shuffles the data, one
     serves the method (noise, dropout masks, attacks). The same call gives the same weights, and
-    every method with the same seed sees the same batches in the same order. Without a validation split
-    the last epoch counts as best.
+    every method with the same seed sees the same batches in the same order. Without a
+    validation split the last epoch counts as best.
     """
     config = config or TrainConfig()
     params = chip_params(model, selection)
