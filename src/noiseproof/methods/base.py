@@ -6,14 +6,28 @@ import contextlib
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from torch import Tensor, nn
 
-from noiseproof.noise.base import NoiseModel
+from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.registry import Registry
+
+
+def _noise_or_none(value: Any) -> NoiseModel | None:
+    return None if value is None else noise_models.create(value)
+
+
+def _noise_spec(value: NoiseModel | None) -> dict | None:
+    return None if value is None else value.spec()
+
+
+OptionalNoise = Annotated[
+    NoiseModel | None, BeforeValidator(_noise_or_none), PlainSerializer(_noise_spec)
+]
+"""A method's own noise model field: built from a name or mapping, dumped as its spec."""
 
 
 @dataclass

@@ -22,9 +22,8 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, detached, forward, straight_through
 from noiseproof.errors import NoiseproofError
-from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
-from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.tasks import log_probs, task_loss
 
 OUTPUT = "output"
@@ -179,15 +178,10 @@ class Consistency(Method):
         "(default: blocks)",
     )
     detach_clean: bool = Field(True, description="clean branch as a fixed target (no gradient)")
-    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    noise: OptionalNoise = Field(None, description="noise model (default: the experiment's)")
     level: float | None = Field(
         None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
     )
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _build_noise(cls, value: Any) -> NoiseModel | None:
-        return None if value is None else noise_models.create(value)
 
     @field_validator("layers", mode="before")
     @classmethod
@@ -235,8 +229,3 @@ class Consistency(Method):
         ]
         term = torch.stack(distances).mean()
         return {"task": task_loss(noisy_out, y), "consistency": self.lam * term}
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec["noise"] = None if self.noise is None else self.noise.spec()
-        return spec

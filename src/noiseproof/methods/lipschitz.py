@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 from torch import Tensor, nn
 
 from noiseproof.chip import detached, forward, straight_through
 from noiseproof.correctnet.spectral import SpectralNormEstimator, is_operator_layer
 from noiseproof.errors import NoiseproofError
-from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
-from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.tasks import task_loss
 
 
@@ -60,7 +59,7 @@ class Lipschitz(Method):
     layers: tuple[str, ...] = Field(
         ("Linear", "Conv1d", "Conv2d", "Conv3d"), description="layer classes regularised"
     )
-    noise: NoiseModel | None = Field(
+    noise: OptionalNoise = Field(
         None, description="noise model for noise injection (default: the experiment's)"
     )
     noise_level: float | None = Field(
@@ -70,16 +69,6 @@ class Lipschitz(Method):
         description="train the task term through noise at this level (None: clean)",
     )
     _estimators: dict[int, Any] = PrivateAttr(default_factory=dict)
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _build_noise(cls, value: Any) -> NoiseModel | None:
-        return None if value is None else noise_models.create(value)
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec["noise"] = None if self.noise is None else self.noise.spec()
-        return spec
 
     def _estimator(self, ctx: StepContext) -> SpectralNormEstimator:
         key = id(ctx)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import Tensor
 
 from noiseproof.chip import detached, forward, straight_through
 from noiseproof.errors import NoiseproofError
-from noiseproof.methods.base import Method, StepContext, methods
-from noiseproof.noise.base import NoiseModel, noise_models
+from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
+from noiseproof.noise.base import NoiseModel
 from noiseproof.tasks import task_loss
 
 
@@ -33,23 +31,13 @@ class NoiseInjection(Method):
     is applied to the clean weights theta.
     """
 
-    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    noise: OptionalNoise = Field(None, description="noise model (default: the experiment's)")
     level: float | None = Field(
         None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
     )
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _build_noise(cls, value: Any) -> NoiseModel | None:
-        return None if value is None else noise_models.create(value)
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the forward through one fresh noisy draw}."""
         noise = training_noise(self.noise, self.level, ctx, "noise_injection")
         noisy = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
         return {"task": task_loss(forward(ctx.model, noisy, x), y)}
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec["noise"] = None if self.noise is None else self.noise.spec()
-        return spec

@@ -10,17 +10,16 @@ The paper publishes neither the variation's size nor p: both are options (p = 0.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import Tensor
 
 from noiseproof.chip import Params, detached, forward, straight_through
-from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.consistency import scratch_buffers
 from noiseproof.methods.noise_injection import training_noise
-from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.tasks import task_loss
 
 EPS = 1e-12
@@ -69,15 +68,10 @@ class WVAT(Method):
     ascent: Literal["layer", "adaptive", "sign"] = Field(
         "layer", description="ascent normalisation: layer (AWP), adaptive (ASAM), sign (l-inf)"
     )
-    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    noise: OptionalNoise = Field(None, description="noise model (default: the experiment's)")
     level: float | None = Field(
         None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
     )
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _build_noise(cls, value: Any) -> NoiseModel | None:
-        return None if value is None else noise_models.create(value)
 
     def random_branch(self, ctx: StepContext) -> bool:
         """True for a random variation: always at p = 1, never at p = 0, else a coin with p."""
@@ -106,8 +100,3 @@ class WVAT(Method):
         """{'task': CE at w + delta, with the gradient applied to w (weight reverse)}."""
         varied = straight_through(ctx.params, self.variation(ctx, x, y))
         return {"task": task_loss(forward(ctx.model, varied, x), y)}
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec["noise"] = None if self.noise is None else self.noise.spec()
-        return spec
