@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CorrectNet (Eldebiky et al. 2023) reproduction. From the repository root:
-#   flock /tmp/noiseproof-heavy.lock bash examples/correctnet2023/run.sh [OUT]
+#   bash examples/correctnet2023/run.sh [OUT]
 # For each part: standard training (no compensation), the `lipschitz` regulariser followed by
 # compensation placed by RL / greedy (/ exhaustive for LeNet-5), a sigma sweep of both base
 # models, then the table (table.py) that README.md quotes.

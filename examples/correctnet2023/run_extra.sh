@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Second pass, after run.sh (same OUT), on the models run.sh trained (--checkpoint: no retraining):
-#   flock /tmp/noiseproof-heavy.lock bash examples/correctnet2023/run_extra.sh [OUT]
+#   bash examples/correctnet2023/run_extra.sh [OUT]
 # For each part: both models at a moderate sigma (LeNet-5 0.5, VGG 0.3: standard training keeps
 # 91% / 69% of its accuracy there), where compensation has something to
 # work with; then the compensation stage again at the collapse sigma with the final compensation
