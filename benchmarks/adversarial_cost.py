@@ -8,7 +8,7 @@ all methods alike. The floor for the attack is n_steps + 1 forward/backward pass
 attack's n_steps plus the training pass); our implementation does n_steps + 2 (the clean pass
 and the pass at theta*), so ratios are printed next to both.
 
-    flock /tmp/noiseproof-heavy.lock python benchmarks/adversarial_cost.py [--rounds 5]
+    python benchmarks/adversarial_cost.py [--rounds 5]
 """
 
 from __future__ import annotations
