@@ -475,3 +475,25 @@ def test_chain_level_is_its_swept_members_level():
     assert moved.models[0] == chain.models[0]
     assert moved.sweep == 1
     assert create_noise(moved.spec()) == moved
+
+
+def test_stuck_at_reports_its_faults_with_the_same_draws_as_sample():
+    params = {"w": torch.randn(40, 30, generator=torch.Generator().manual_seed(1))}
+    noise = create_noise({"name": "stuck_at", "p": 0.2})
+    plain = noise.sample(params, torch.Generator().manual_seed(7))
+    weights, stuck = noise.sample_with_faults(params, torch.Generator().manual_seed(7))
+    assert torch.equal(plain["w"], weights["w"])
+    healthy = ~stuck["w"]
+    assert torch.equal(weights["w"][healthy], params["w"][healthy])
+    assert 0 < int(stuck["w"].sum()) < params["w"].numel()
+
+
+def test_chain_merges_the_stuck_masks_of_its_members():
+    params = {"w": torch.randn(40, 30, generator=torch.Generator().manual_seed(2))}
+    chain = create_noise(
+        {"name": "chain", "models": [{"name": "stuck_at", "p": 0.1}, "relative_gaussian"]}
+    )
+    first = create_noise({"name": "stuck_at", "p": 0.1})
+    _, expected = first.sample_with_faults(params, torch.Generator().manual_seed(3))
+    _, stuck = chain.sample_with_faults(params, torch.Generator().manual_seed(3))
+    assert torch.equal(stuck["w"], expected["w"])

@@ -31,14 +31,14 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from noiseproof.chip import Params, detached, forward, straight_through
-from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
-from noiseproof.noise.base import NoiseModel, noise_models
+from noiseproof.noise.base import NoiseModel
 from noiseproof.tasks import task_loss
 
 
@@ -50,7 +50,7 @@ class HardwareAware(Method):
     stuck devices are left unchanged by the step; plus weight decay (or the KL variant).
     """
 
-    noise: NoiseModel | None = Field(None, description="noise model (default: the experiment's)")
+    noise: OptionalNoise = Field(None, description="noise model (default: the experiment's)")
     level: float | None = Field(
         None, ge=0.0, allow_inf_nan=False, description="training level (default: the model's own)"
     )
@@ -70,11 +70,6 @@ class HardwareAware(Method):
     kl_samples: int = Field(8, ge=2, description="hardware draws estimating sigma for the KL")
 
     _frozen: dict[int, list[tuple[Tensor, Tensor, Tensor]]] = PrivateAttr(default_factory=dict)
-
-    @field_validator("noise", mode="before")
-    @classmethod
-    def _build_noise(cls, value: Any) -> NoiseModel | None:
-        return None if value is None else noise_models.create(value)
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': loss through one fresh chip, and 'weight_decay' or 'kl' unless disabled}."""
@@ -142,8 +137,3 @@ class HardwareAware(Method):
         finally:
             handle.remove()
             self._frozen.pop(id(ctx), None)
-
-    def spec(self) -> dict:
-        spec = super().spec()
-        spec["noise"] = None if self.noise is None else self.noise.spec()
-        return spec

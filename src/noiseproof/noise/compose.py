@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Self
 
 import torch
 from pydantic import Field, field_validator, model_validator
+from torch import Tensor
 
 from noiseproof.chip import Params
 from noiseproof.noise.base import NoiseModel, noise_models
@@ -52,3 +53,15 @@ class Chain(NoiseModel):
         for member in self.models:
             params = member.sample(params, generator)
         return params
+
+    @torch.no_grad()
+    def sample_with_faults(
+        self, params: Params, generator: torch.Generator
+    ) -> tuple[Params, dict[str, Tensor]]:
+        """The chain's transfer and, per tensor, the elements any member left stuck."""
+        stuck: dict[str, Tensor] = {}
+        for member in self.models:
+            params, masks = member.sample_with_faults(params, generator)
+            for name, mask in masks.items():
+                stuck[name] = stuck[name] | mask if name in stuck else mask
+        return params, stuck

@@ -8,6 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from noiseproof.chip import Params
 from noiseproof.noise.base import PerTensorNoise, noise_models, uniform
 
 
@@ -28,8 +29,20 @@ class StuckAt(PerTensorNoise):
 
     def perturb(self, name: str, tensor: Tensor, generator: torch.Generator) -> Tensor:
         """Replace faulty elements by 0 or +-max|W|; healthy ones are unchanged."""
+        return self.stuck(tensor, generator)[0]
+
+    def stuck(self, tensor: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(tensor with faulty elements replaced, bool mask of the faulty elements)."""
         faulty = uniform(tensor, generator) < self.p
         high = uniform(tensor, generator) < self.high_share
         sign = torch.where(uniform(tensor, generator) < 0.5, -1.0, 1.0).to(tensor.dtype)
         stuck_value = torch.where(high, sign * tensor.detach().abs().max(), 0.0)
-        return torch.where(faulty, stuck_value, tensor)
+        return torch.where(faulty, stuck_value, tensor), faulty
+
+    @torch.no_grad()
+    def sample_with_faults(
+        self, params: Params, generator: torch.Generator
+    ) -> tuple[Params, dict[str, Tensor]]:
+        """One transfer (the same draws as `sample`) and the mask of stuck weights per tensor."""
+        pairs = {name: self.stuck(tensor, generator) for name, tensor in params.items()}
+        return {n: p[0] for n, p in pairs.items()}, {n: p[1] for n, p in pairs.items()}
