@@ -33,6 +33,14 @@ def type_name(annotation: Any) -> str:
     return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", text)
 
 
+def validated(cls: type[T], what: str, /, **values: Any) -> T:
+    """`cls(**values)`, a validation failure becoming one NoiseproofError line about `what`."""
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        raise NoiseproofError(describe_validation_error(what, error)) from None
+
+
 class Registry(Generic[T]):
     """A name -> class table for one kind of component (e.g. 'noise model')."""
 
@@ -73,13 +81,7 @@ class Registry(Generic[T]):
                 f"{self.kind} must be a name or a mapping with 'name', got {spec!r}"
             )
         params = {k: v for k, v in spec.items() if k != "name"}
-        cls = self.get(str(spec["name"]))
-        try:
-            return cls(**params)
-        except ValidationError as error:
-            raise NoiseproofError(
-                describe_validation_error(f"{self.kind} '{spec['name']}'", error)
-            ) from None
+        return validated(self.get(str(spec["name"])), f"{self.kind} '{spec['name']}'", **params)
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per component: name, first docstring line, and its parameters with defaults."""

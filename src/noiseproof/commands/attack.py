@@ -16,7 +16,6 @@ from typing import Any
 import click
 
 from noiseproof.commands.options import numbers
-from noiseproof.errors import NoiseproofError
 
 
 def load_trained(
@@ -94,7 +93,6 @@ def records_csv(records: list[dict[str, Any]]) -> str:
 )
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Targeted parameter attack vs random mismatch of the same relative size, per checkpoint."""
-    from pydantic import ValidationError
 
     from noiseproof.atomic import write_json_atomic, write_text_atomic
     from noiseproof.evaluation.attack import (
@@ -104,17 +102,16 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         targeted_attack,
     )
     from noiseproof.experiments.results import text_table
-    from noiseproof.registry import describe_validation_error
+    from noiseproof.registry import validated
 
-    try:
-        config = AttackConfig(
-            zetas=numbers(opts["zetas"], "--zetas"),
-            n_steps=opts["steps"],
-            transfers=opts["transfers"],
-            examples=opts["examples"],
-        )
-    except ValidationError as error:
-        raise NoiseproofError(describe_validation_error("attack", error)) from None
+    config = validated(
+        AttackConfig,
+        "attack",
+        zetas=numbers(opts["zetas"], "--zetas"),
+        n_steps=opts["steps"],
+        transfers=opts["transfers"],
+        examples=opts["examples"],
+    )
     loaded, data = load_trained(checkpoints, opts["dataset"], opts["max_test"])
     records = []
     for label, model, meta in loaded:

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from noiseproof.commands.options import numbers
-from noiseproof.errors import NoiseproofError
 
 
 @click.command(name="landscape")
@@ -31,7 +30,6 @@ from noiseproof.errors import NoiseproofError
 )
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Loss landscape along random directions: one plot comparing methods, flatness per method."""
-    from pydantic import ValidationError
 
     from noiseproof.atomic import write_json_atomic, write_text_atomic
     from noiseproof.commands.attack import load_trained
@@ -42,7 +40,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         loss_landscape,
     )
     from noiseproof.experiments.results import text_table
-    from noiseproof.registry import describe_validation_error
+    from noiseproof.registry import validated
 
     settings = {
         "scale": opts["scale"],
@@ -51,10 +49,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     }
     if opts["alphas"]:
         settings["alphas"] = numbers(opts["alphas"], "--alphas")
-    try:
-        config = LandscapeConfig(**settings)
-    except ValidationError as error:
-        raise NoiseproofError(describe_validation_error("landscape", error)) from None
+    config = validated(LandscapeConfig, "landscape", **settings)
     loaded, data = load_trained(checkpoints, opts["dataset"], None)
     curves = {
         label: loss_landscape(

@@ -110,6 +110,20 @@ class Compensator(nn.Module):
         return low_rank if self.affine is None else low_rank + self.affine(y)
 
 
+def probe_forward(model: nn.Module, input_shape: tuple[int, ...], handles: Sequence) -> None:
+    """One no-grad forward of a zero example in eval mode for the hooks in `handles`, which are
+    removed afterwards; the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+
 def output_shapes(
     model: nn.Module, layers: Sequence[str], input_shape: tuple[int, ...]
 ) -> dict[str, tuple[int, ...]]:
@@ -127,15 +141,7 @@ def output_shapes(
         return hook
 
     handles = [modules[name].register_forward_hook(record(name)) for name in layers]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    probe_forward(model, input_shape, handles)
     return shapes
 
 
@@ -269,15 +275,7 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
         for name, module in model.named_modules()
         if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d | ChannelAffine)
     ]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    probe_forward(model, input_shape, handles)
     return counts
 
 

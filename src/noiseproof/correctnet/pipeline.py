@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, chip_params, detached, forward
@@ -44,7 +44,7 @@ from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.noise.base import NoiseModel
-from noiseproof.registry import describe_validation_error
+from noiseproof.registry import validated
 from noiseproof.seeding import generator
 from noiseproof.tasks import task_loss
 
@@ -116,12 +116,9 @@ def split_config(
             apply_override(section, assignment)
         else:
             rest.append(assignment)
-    try:
-        settings = CorrectConfig(**section["correct"])
-    except ValidationError as error:
-        raise NoiseproofError(describe_validation_error("config correct", error)) from None
-    except TypeError:
-        raise NoiseproofError("config: 'correct' must be a mapping of settings") from None
+    if not isinstance(section["correct"], dict):
+        raise NoiseproofError("config: 'correct' must be a mapping of settings")
+    settings = validated(CorrectConfig, "config correct", **section["correct"])
     return raw, tuple(rest), settings
 
 

@@ -6,12 +6,11 @@ from abc import abstractmethod
 from typing import ClassVar, Self
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 from noiseproof.chip import Params
-from noiseproof.errors import NoiseproofError
-from noiseproof.registry import Registry, describe_validation_error
+from noiseproof.registry import Registry, validated
 
 
 class NoiseModel(BaseModel):
@@ -33,12 +32,8 @@ class NoiseModel(BaseModel):
 
     def with_level(self, level: float) -> Self:
         """A copy with the sweep parameter set to `level`, validated like any construction."""
-        try:
-            return type(self)(**{**self.model_dump(), self.level_field: level})
-        except ValidationError as error:
-            raise NoiseproofError(
-                describe_validation_error(f"noise model '{self.registered_name}'", error)
-            ) from None
+        what = f"noise model '{self.registered_name}'"
+        return validated(type(self), what, **{**self.model_dump(), self.level_field: level})
 
     def spec(self) -> dict:
         """{'name': ..., **params}: what `noise_models.create` takes back."""
