@@ -58,6 +58,20 @@ def test_attack_stays_in_its_box(trained):
             assert float(excess.max()) <= 1e-6 * float(t.abs().max()), (zeta, name)
 
 
+def test_attack_in_chunks_equals_the_attack_in_one_batch(trained):
+    model, _, data = trained
+    params = {k: v.detach() for k, v in chip_params(model).items()}
+    whole, chunked = (
+        attack_parameters(
+            model, params, data.x_test, data.y_test, 0.1, torch.Generator().manual_seed(0),
+            batch_size=size,
+        )
+        for size in (1000, 7)
+    )
+    for name in params:  # same ascent directions up to float summation order
+        assert torch.allclose(whole[name], chunked[name], atol=1e-6), name
+
+
 def test_targeted_accuracy_is_below_random_mismatch_of_the_same_budget(trained):
     model, _, data = trained
     config = AttackConfig(zetas=(0.05, 0.2, 0.5), transfers=20)

@@ -71,13 +71,14 @@ def mean_task_loss(
     """Mean task loss over (x, y), evaluated in chunks; differentiable w.r.t. `params`.
 
     Each chunk's loss is back-propagated as soon as it is computed when params require grad
-    (so memory holds one chunk's graph); the returned value is detached.
+    (so memory holds one chunk's graph); the graph that built `params` is shared by every chunk,
+    so it is retained. The returned value is detached.
     """
     total = torch.zeros((), dtype=torch.float64)
     for xs, ys in zip(x.split(batch_size), y.split(batch_size), strict=True):
         loss = task_loss(forward(model, params, xs), ys) * (len(ys) / len(y))
         if loss.requires_grad:
-            loss.backward()
+            loss.backward(retain_graph=True)
         total += float(loss.detach())
     return total
 
