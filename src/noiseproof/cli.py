@@ -109,9 +109,10 @@ def train(**opts: Any) -> None:
         noise=config.noise[0].model,
         selection=config.chip,
         seed=seed,
+        label=entry.label,
+        dataset_spec=config.dataset.spec(),
         progress=not opts["no_progress"],
     )
-    meta["label"], meta["dataset"] = entry.label, config.dataset.spec()
     out = Path(opts["out"])
     save_checkpoint(out, model.state_dict(), meta)
     write_history(out.with_suffix(".history.csv"), meta["history"])
@@ -152,7 +153,7 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
     base = default_config()
     label = meta.get("label", meta["method"]["name"])
     base.update(
-        dataset=meta["dataset"] if isinstance(meta["dataset"], dict) else {"name": meta["dataset"]},
+        dataset=meta["dataset"],
         model=meta["model"],
         methods=[{**meta["method"], "label": label}],
         chip=meta["chip"],

@@ -100,9 +100,10 @@ def command(**opts: Any) -> None:
             noise=noise,
             selection=config.chip,
             seed=seed,
+            label=entry.label,
+            dataset_spec=config.dataset.spec(),
             progress=not opts["no_progress"],
         )
-        meta["label"], meta["dataset"] = entry.label, config.dataset.spec()
         save_checkpoint(out / "model.pt", model.state_dict(), meta)
         click.echo(
             f"trained {entry.label}: best val {100 * meta['best_val_accuracy']:.2f}% at epoch "

@@ -98,9 +98,10 @@ def run_compare(
                         noise=train_noise,
                         selection=config.chip,
                         seed=seed,
+                        label=entry.label,
+                        dataset_spec=config.dataset.spec(),
                         progress=progress,
                     )
-                    meta["label"], meta["dataset"] = entry.label, config.dataset.spec()
                     save_checkpoint(ckpt, model.state_dict(), meta)
                     log(
                         f"trained {entry.label} seed {seed}: best val "

@@ -43,9 +43,15 @@ def train_job(
     noise: NoiseModel | None,
     selection: ChipSelection,
     seed: int,
+    label: str | None = None,
+    dataset_spec: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one model; return it (best-val weights) and the metadata its checkpoint keeps."""
+    """Train one model; return it (best-val weights) and the metadata its checkpoint keeps.
+
+    label: the name results report the method under (default: the method's name);
+    dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
+    """
     model = build_seeded(model_spec, data, seed)
     started = time.perf_counter()
     result = train(
@@ -62,7 +68,8 @@ def train_job(
         "model": model_spec.spec(),
         "input_shape": list(data.input_shape),
         "num_outputs": data.num_outputs,
-        "dataset": data.name,
+        "label": label or method.registered_name,
+        "dataset": dataset_spec or {"name": data.name},
         "method": method.spec(),
         "train": train_config.model_dump(mode="json"),
         "train_noise": None if noise is None else noise.spec(),
