@@ -21,7 +21,6 @@ def test_noise_aware_methods_beat_standard_at_eta_02(tmp_path):
             "dataset": {
                 "name": "fashion-mnist",
                 "val_fraction": 0.0,
-                "max_train": 20000,
                 "max_test": 2000,
             },
             "model": {"name": "mlp", "hidden": [256, 256]},
@@ -35,12 +34,13 @@ def test_noise_aware_methods_beat_standard_at_eta_02(tmp_path):
             "levels": [0.2],
             "transfers": 30,
             "seeds": [0],
-            "train": {"epochs": 5, "batch_size": 128, "lr": 0.001},
+            "train": {"epochs": 15, "batch_size": 128, "lr": 0.001},
         }
     )
     results = run_compare(config, tmp_path / "run", progress=False, log=lambda _: None)
     accuracy = {job["method"]: job["accuracy"]["mean"] for job in results["jobs"]}
     for method in ("noise_injection", "consistency", "wvat"):
-        # the full run's gap on the MLP was >= 20 points on every seed; 10 leaves room for
-        # the shorter training and the 2000-image test subset
+        # examples/hou2024 (same recipe, full test set): the gap was >= 16 points on every
+        # seed; 10 leaves room for the 2000-image test subset. With 5 epochs on 20k images the
+        # undertrained standard network kept 72% and the gap shrank to 0-10 points.
         assert accuracy[method] > accuracy["standard"] + 0.10, (method, accuracy)
