@@ -26,7 +26,7 @@ from noiseproof.training.config import TrainConfig
 
 
 def _split_label(spec: Any) -> tuple[str | None, Any]:
-    """Take an optional 'label' (and 'levels') key off a component mapping."""
+    """Take an optional 'label' key off a component mapping: (label or None, the rest)."""
     if isinstance(spec, Mapping):
         spec = dict(spec)
         return spec.pop("label", None), spec
