@@ -92,32 +92,26 @@ def write_analyses(
     log: Callable[[str], None] = print,
 ) -> None:
     """Plots, console tables and a section appended to report.md and report.html."""
-    md, page = [], []
+    sections = []  # (title, console heading, header, rows, png)
     if attacks:
         png = attack_plot(attacks, out / "attack.png")
-        header, rows = attack_rows(attacks)
-        log("\ntargeted parameter attack vs random mismatch of the same zeta")
-        log(text_table(header, rows))
-        md += [
-            "\n## Targeted parameter attack\n",
-            markdown_table(header, rows),
-            f"\n![]({png.name})\n",
-        ]
-        page.append(_html_section("Targeted parameter attack", header, rows, png))
+        sections.append(("Targeted parameter attack",
+                         "targeted parameter attack vs random mismatch of the same zeta",
+                         *attack_rows(attacks), png))
     if landscapes:
         first_seed = {}
         for record in landscapes:
             first_seed.setdefault(record["method"], record)
         png = landscape_plot(first_seed, out / "landscape.png")
-        header, rows = flatness_rows({f"{r['method']} seed {r['seed']}": r for r in landscapes})
-        log("\nloss landscape: mean loss rise at +-alpha along random relative directions")
+        table = flatness_rows({f"{r['method']} seed {r['seed']}": r for r in landscapes})
+        heading = "loss landscape: mean loss rise at +-alpha along random relative directions"
+        sections.append(("Loss landscape (flatness)", heading, *table, png))
+    md, page = [], []
+    for title, heading, header, rows, png in sections:
+        log(f"\n{heading}")
         log(text_table(header, rows))
-        md += [
-            "\n## Loss landscape (flatness)\n",
-            markdown_table(header, rows),
-            f"\n![]({png.name})\n",
-        ]
-        page.append(_html_section("Loss landscape (flatness)", header, rows, png))
+        md += [f"\n## {title}\n", markdown_table(header, rows), f"\n![]({png.name})\n"]
+        page.append(_html_section(title, header, rows, png))
     report_md, report_html = out / "report.md", out / "report.html"
     if md and report_md.is_file():
         write_text_atomic(report_md, report_md.read_text() + "\n".join(md))
