@@ -60,6 +60,46 @@ def test_reinforce_finds_the_exhaustive_optimum_with_fewer_evaluations():
         assert len(result.trace) == 48
 
 
+def random_reward(seed, n_layers):
+    """A random placement landscape: per-layer gain and cost, sparse pairwise interactions."""
+    gen = torch.Generator().manual_seed(seed)
+    gain = torch.randn(n_layers, generator=gen) * 0.05
+    cost = torch.rand(n_layers, generator=gen) * 0.05
+    sparse = torch.rand(n_layers, n_layers, generator=gen) < 0.2
+    pairs = torch.triu(torch.randn(n_layers, n_layers, generator=gen) * 0.03 * sparse, 1)
+
+    def reward(mask):
+        m = torch.tensor(mask, dtype=torch.float64)
+        return float(((gain - cost).double() * m).sum() + m @ pairs.double() @ m)
+
+    return reward
+
+
+def test_reinforce_matches_or_beats_greedy_on_random_landscapes():
+    at_optimum = 0
+    for seed in range(200):
+        n_layers = 4 + seed % 8
+        reward = random_reward(seed, n_layers)
+        greedy = greedy_search(reward, n_layers)
+        rl = reinforce_search(reward, n_layers, generator=torch.Generator().manual_seed(seed))
+        assert rl.reward >= greedy.reward - 1e-12, seed
+        at_optimum += rl.reward >= exhaustive_search(reward, n_layers).reward - 1e-12
+    assert at_optimum >= 190
+
+
+def test_reinforce_without_prior_or_refinement_still_returns_the_best_it_saw():
+    cached = CachedReward(synthetic_reward)
+    result = reinforce_search(
+        cached,
+        6,
+        prior="uniform",
+        refine_answer=False,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert cached.evaluations == result.evaluations
+    assert result.reward == max(cached.cache.values())
+
+
 def test_reinforce_is_reproducible():
     a = reinforce_search(synthetic_reward, 6, generator=torch.Generator().manual_seed(7))
     b = reinforce_search(synthetic_reward, 6, generator=torch.Generator().manual_seed(7))
@@ -67,7 +107,8 @@ def test_reinforce_is_reproducible():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"episodes": 0}, {"batch": 1}, {"lr": 0.0}, {"lr": float("nan")}]
+    "kwargs",
+    [{"episodes": 0}, {"batch": 1}, {"lr": 0.0}, {"lr": float("nan")}, {"prior_scale": -1.0}],
 )
 def test_reinforce_rejects_bad_settings(kwargs):
     with pytest.raises(NoiseproofError):

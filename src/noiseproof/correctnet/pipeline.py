@@ -86,7 +86,18 @@ class PlacementConfig(BaseModel):
     val_examples: int | None = Field(2000, ge=1, description="validation examples used to score")
     episodes: int = Field(32, ge=1, description="REINFORCE episodes")
     batch: int = Field(4, ge=2, description="REINFORCE episodes per policy update")
-    rl_lr: float = Field(2.0, gt=0, allow_inf_nan=False, description="REINFORCE step size")
+    rl_lr: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="REINFORCE step per normalised advantage"
+    )
+    rl_prior: Literal["scan", "uniform"] = Field(
+        "scan", description="policy start: 'scan' scores each single layer first; 'uniform'"
+    )
+    rl_prior_scale: float = Field(
+        2.0, ge=0, allow_inf_nan=False, description="largest start logit of the 'scan' prior"
+    )
+    rl_refine: bool = Field(
+        True, description="finish RL with a local search (single-layer flips) from its best"
+    )
 
 
 class CorrectConfig(BaseModel):
@@ -403,6 +414,9 @@ def search(
             episodes=config.episodes,
             batch=config.batch,
             lr=config.rl_lr,
+            prior=config.rl_prior,
+            prior_scale=config.rl_prior_scale,
+            refine_answer=config.rl_refine,
             generator=generator(seed, "placement-rl"),
         )
     if strategy == "greedy":
