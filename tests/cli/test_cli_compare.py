@@ -12,9 +12,23 @@ from click.testing import CliRunner
 from noiseproof.cli import cli
 
 TINY = [
-    "--dataset", "digits", "--model", "mlp", "--methods", "standard,noise_injection",
-    "--levels", "0,0.5", "--transfers", "4", "--epochs", "2", "--seed", "0", "--no-progress",
-    "--set", "train.batch_size=64",
+    "--dataset",
+    "digits",
+    "--model",
+    "mlp",
+    "--methods",
+    "standard,noise_injection",
+    "--levels",
+    "0,0.5",
+    "--transfers",
+    "4",
+    "--epochs",
+    "2",
+    "--seed",
+    "0",
+    "--no-progress",
+    "--set",
+    "train.batch_size=64",
 ]
 
 
@@ -67,7 +81,7 @@ def test_report_html_is_self_contained(tiny_run):
     out, _ = tiny_run
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2
-    assert "src=\"accuracy_" not in html
+    assert 'src="accuracy_' not in html
 
 
 def test_same_seed_same_numbers(tiny_run, tmp_path):
@@ -128,8 +142,17 @@ def test_train_then_evaluate_checkpoint(tmp_path):
     out = tmp_path / "eval"
     result = CliRunner().invoke(
         cli,
-        ["evaluate", str(ckpt), "--levels", "0,0.3", "--transfers", "3", "--out", str(out),
-         "--no-progress"],
+        [
+            "evaluate",
+            str(ckpt),
+            "--levels",
+            "0,0.3",
+            "--transfers",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     jobs = json.loads((out / "results.json").read_text())["jobs"]

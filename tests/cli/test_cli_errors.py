@@ -11,8 +11,19 @@ from click.testing import CliRunner
 
 from noiseproof.cli import cli
 
-QUICK = ["--dataset", "moons", "--model", "mlp", "--epochs", "1", "--transfers", "2",
-         "--levels", "0", "--no-progress"]
+QUICK = [
+    "--dataset",
+    "moons",
+    "--model",
+    "mlp",
+    "--epochs",
+    "1",
+    "--transfers",
+    "2",
+    "--levels",
+    "0",
+    "--no-progress",
+]
 
 
 def run(args):
@@ -78,8 +89,22 @@ def test_corrupt_and_tampered_checkpoints(tmp_path):
 
 def test_tampered_checkpoint_is_refused(tmp_path):
     ckpt = tmp_path / "m.pt"
-    code, output = run(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1",
-                        "--no-progress", "--method", "standard", "--out", str(ckpt)])
+    code, output = run(
+        [
+            "train",
+            "--dataset",
+            "moons",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--method",
+            "standard",
+            "--out",
+            str(ckpt),
+        ]
+    )
     assert code == 0, output
     from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 
@@ -102,10 +127,29 @@ def test_help_everywhere():
 def test_list_shows_every_component_with_defaults():
     code, output = run(["list"])
     assert code == 0
-    for name in ["standard", "dropout", "noise_injection", "relative_gaussian",
-                 "additive_gaussian", "lognormal", "quantize", "stuck_at", "chain", "mlp", "cnn",
-                 "lenet5", "vgg", "resnet20", "resnet32", "moons", "digits", "mnist",
-                 "fashion-mnist", "cifar10", "npz"]:
+    for name in [
+        "standard",
+        "dropout",
+        "noise_injection",
+        "relative_gaussian",
+        "additive_gaussian",
+        "lognormal",
+        "quantize",
+        "stuck_at",
+        "chain",
+        "mlp",
+        "cnn",
+        "lenet5",
+        "vgg",
+        "resnet20",
+        "resnet32",
+        "moons",
+        "digits",
+        "mnist",
+        "fashion-mnist",
+        "cifar10",
+        "npz",
+    ]:
         assert name in output, name
     assert "default 0.2" in output  # relative_gaussian zeta
 
@@ -113,7 +157,9 @@ def test_list_shows_every_component_with_defaults():
 def test_python_dash_m_entry_point():
     done = subprocess.run(
         [sys.executable, "-m", "noiseproof", "compare", "--methods", "bogus", "--no-progress"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: " + done.stderr.strip().removeprefix("error: ")

@@ -63,7 +63,12 @@ def test_attack_in_chunks_equals_the_attack_in_one_batch(trained):
     params = {k: v.detach() for k, v in chip_params(model).items()}
     whole, chunked = (
         attack_parameters(
-            model, params, data.x_test, data.y_test, 0.1, torch.Generator().manual_seed(0),
+            model,
+            params,
+            data.x_test,
+            data.y_test,
+            0.1,
+            torch.Generator().manual_seed(0),
             batch_size=size,
         )
         for size in (1000, 7)

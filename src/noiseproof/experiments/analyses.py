@@ -95,9 +95,14 @@ def write_analyses(
     sections = []  # (title, console heading, header, rows, png)
     if attacks:
         png = attack_plot(attacks, out / "attack.png")
-        sections.append(("Targeted parameter attack",
-                         "targeted parameter attack vs random mismatch of the same zeta",
-                         *attack_rows(attacks), png))
+        sections.append(
+            (
+                "Targeted parameter attack",
+                "targeted parameter attack vs random mismatch of the same zeta",
+                *attack_rows(attacks),
+                png,
+            )
+        )
     if landscapes:
         first_seed = {}
         for record in landscapes:
