@@ -56,8 +56,14 @@ class ChipSelection(BaseModel):
 def chip_params(
     model: nn.Module, selection: ChipSelection | None = None
 ) -> dict[str, nn.Parameter]:
-    """The selected parameters themselves (not copies): gradients reach the model through them."""
-    selection = selection or ChipSelection()
+    """The selected parameters themselves (not copies): gradients reach the model through them.
+
+    A wrapper module may adapt the selection to its own parameter names by a method
+    `chip_selection(selection)` (noiseproof.correctnet.Compensated keeps its digital
+    compensation off the chip that way).
+    """
+    adapt = getattr(model, "chip_selection", None)
+    selection = adapt(selection) if callable(adapt) else selection or ChipSelection()
     own = dict(model.named_parameters())
     names = selection.names(model)
     if not names:

@@ -93,6 +93,8 @@ class Registry(Generic[T]):
                 default = (
                     None if field.is_required() else field.get_default(call_default_factory=True)
                 )
+                if isinstance(default, BaseModel):  # nested settings: their plain values
+                    default = default.model_dump(mode="json")
                 params.append(
                     {
                         "name": field_name,

@@ -164,7 +164,7 @@ class Compensated(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        spec = spec or CompensationSpec()
+        self.spec = spec or CompensationSpec()
         self.base = base
         self.layers = list(dict.fromkeys(layers))
         self.comp = nn.ModuleDict()
@@ -184,7 +184,7 @@ class Compensated(nn.Module):
                 )
             with torch.random.fork_rng(devices=[]):  # initial weights depend on (seed, layer) only
                 torch.manual_seed(derive_seed(seed, "compensation-init", name))
-                self.comp[key_of(name)] = Compensator(width, dims, spec)
+                self.comp[key_of(name)] = Compensator(width, dims, self.spec)
 
     def forward(self, x: Tensor) -> Tensor:
         """base(x) with y -> y + comp(y) after every chosen layer."""
@@ -206,6 +206,10 @@ class Compensated(nn.Module):
             return corrected
 
         return add
+
+    def chip_selection(self, selection: ChipSelection | None) -> ChipSelection:
+        """The on-chip parameters of this wrapper: `compensated_selection(selection)`."""
+        return compensated_selection(selection)
 
     def compensation_parameters(self) -> list[nn.Parameter]:
         """The digital, trainable parameters (the only ones compensation training updates)."""
@@ -237,8 +241,11 @@ def compensated_selection(selection: ChipSelection | None) -> ChipSelection:
     """`selection` for a Compensated model: original parameters on chip, 'comp.*' excluded.
 
     Include globs written for the bare model ('0.weight') are re-rooted under 'base.'.
+    Idempotent: a selection that already excludes 'comp.*' is returned as it is.
     """
     selection = selection or ChipSelection()
+    if COMPENSATION_EXCLUDE in selection.exclude:
+        return selection  # already adapted
     return selection.model_copy(
         update={
             "include": tuple(f"base.{pat}" for pat in selection.include),

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, chip_params, detached, forward
 from noiseproof.config import apply_override, default_config, read_yaml
 from noiseproof.correctnet.compensation import (
     Compensated,
-    CompensationSpec,
     clean_outputs,
     compensated_selection,
     overhead,
@@ -38,6 +36,11 @@ from noiseproof.correctnet.placement import (
     greedy_search,
     reinforce_search,
 )
+from noiseproof.correctnet.settings import (
+    CompensationTraining,
+    CorrectConfig,
+    PlacementConfig,
+)
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
@@ -47,67 +50,6 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.registry import validated
 from noiseproof.seeding import generator
 from noiseproof.tasks import task_loss
-
-
-class CompensationTraining(BaseModel):
-    """How compensation is trained: Adam over its parameters only, fresh noise every step."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    steps: int = Field(600, ge=1, description="optimiser steps of the final compensation training")
-    batch_size: int = Field(128, ge=1, description="examples per step")
-    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Adam learning rate")
-    loss: Literal["task", "features", "both"] = Field(
-        "task",
-        description="'features': restore each compensated layer's noise-free output (MSE, "
-        "relative); 'task': CE of the noisy network; 'both': their sum",
-    )
-    eval_every: int = Field(
-        100, ge=1, description="steps between validation checks (best compensation kept)"
-    )
-    validation_transfers: int = Field(4, ge=1, description="transfers per validation check")
-
-
-class PlacementConfig(BaseModel):
-    """The placement search: candidates, reward, and the searches' budgets."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategies: tuple[Literal["rl", "greedy", "exhaustive"], ...] = Field(
-        ("rl", "greedy"), description="searches to run, each trained and reported"
-    )
-    candidates: tuple[str, ...] = Field(
-        (), description="layer names that may get compensation (default: every on-chip layer)"
-    )
-    cost: Literal["macs", "params"] = Field("macs", description="overhead measure in the reward")
-    cost_weight: float = Field(1.0, ge=0, allow_inf_nan=False, description="reward per overhead")
-    search_steps: int = Field(150, ge=1, description="compensation training steps per candidate")
-    search_transfers: int = Field(8, ge=1, description="transfers per candidate (validation)")
-    val_examples: int | None = Field(2000, ge=1, description="validation examples used to score")
-    episodes: int = Field(32, ge=1, description="REINFORCE episodes")
-    batch: int = Field(4, ge=2, description="REINFORCE episodes per policy update")
-    rl_lr: float = Field(
-        1.0, gt=0, allow_inf_nan=False, description="REINFORCE step per normalised advantage"
-    )
-    rl_prior: Literal["scan", "uniform"] = Field(
-        "scan", description="policy start: 'scan' scores each single layer first; 'uniform'"
-    )
-    rl_prior_scale: float = Field(
-        2.0, ge=0, allow_inf_nan=False, description="largest start logit of the 'scan' prior"
-    )
-    rl_refine: bool = Field(
-        True, description="finish RL with a local search (single-layer flips) from its best"
-    )
-
-
-class CorrectConfig(BaseModel):
-    """Settings of `noiseproof correct` beyond the experiment config (YAML key 'correct')."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    compensation: CompensationSpec = CompensationSpec()
-    training: CompensationTraining = CompensationTraining()
-    placement: PlacementConfig = PlacementConfig()
 
 
 def split_config(
@@ -424,6 +366,38 @@ def search(
     return exhaustive_search(reward, n_layers)
 
 
+def fit_compensation(
+    model: nn.Module,
+    layers: list[str],
+    data: Dataset,
+    noise: NoiseModel,
+    config: CorrectConfig,
+    *,
+    selection: ChipSelection | None,
+    seed: int,
+    batch_size: int = 2000,
+) -> tuple[Compensated, dict[str, float]]:
+    """Wrap `model` with compensation after `layers` and train it with the full budget.
+
+    The best compensation on the validation chips is kept (see `train_compensation`).
+    Returns (the trained Compensated model, the training record).
+    """
+    validate = validation_score(
+        data, noise, config, selection=selection, seed=seed, batch_size=batch_size
+    )
+    wrapped = Compensated(model, layers, data.input_shape, config.compensation, seed=seed)
+    fit = train_compensation(
+        wrapped,
+        data,
+        noise,
+        config.training,
+        generator(seed, "compensation"),
+        selection=selection,
+        validate=validate,
+    )
+    return wrapped, fit
+
+
 def correct(
     model: nn.Module,
     data: Dataset,
@@ -503,20 +477,10 @@ def correct(
         results["search_table"] = [
             {"mask": list(m), **d} for m, d in sorted(evaluator.details.items())
         ]
-    validate = validation_score(
-        data, noise, config, selection=selection, seed=seed, batch_size=batch_size
-    )
     trained: dict[str, Compensated] = {}
     for label, (names, info) in chosen.items():
-        wrapped = Compensated(model, names, data.input_shape, config.compensation, seed=seed)
-        fit = train_compensation(
-            wrapped,
-            data,
-            noise,
-            config.training,
-            generator(seed, "compensation"),
-            selection=selection,
-            validate=validate,
+        wrapped, fit = fit_compensation(
+            model, names, data, noise, config, selection=selection, seed=seed, batch_size=batch_size
         )
         acc = test_accuracy(wrapped)
         cost = overhead(wrapped, data.input_shape)

@@ -101,6 +101,7 @@ def run_compare(
                         label=entry.label,
                         dataset_spec=config.dataset.spec(),
                         progress=progress,
+                        log=log,
                     )
                     save_checkpoint(ckpt, model.state_dict(), meta)
                     log(

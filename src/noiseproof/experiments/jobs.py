@@ -7,12 +7,14 @@ the caller decides where it is stored.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from noiseproof.chip import ChipSelection
+from noiseproof.correctnet.compensation import Compensated, CompensationSpec
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
@@ -22,6 +24,7 @@ from noiseproof.methods.base import Method
 from noiseproof.models import models
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
+from noiseproof.registry import validated
 from noiseproof.seeding import derive_seed, generator
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
@@ -46,11 +49,15 @@ def train_job(
     label: str | None = None,
     dataset_spec: dict[str, Any] | None = None,
     progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train one model; return it (best-val weights) and the metadata its checkpoint keeps.
 
     label: the name results report the method under (default: the method's name);
     dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
+    The method's `finish` runs after training (CorrectNet's compensation): the returned model
+    is what it gives, and its record is kept under 'finish' (with 'compensation', the layers
+    and shape a reload needs, when the model is a Compensated wrapper).
     """
     model = build_seeded(model_spec, data, seed)
     started = time.perf_counter()
@@ -64,6 +71,7 @@ def train_job(
         seed=seed,
         progress=progress,
     )
+    model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
         "model": model_spec.spec(),
         "input_shape": list(data.input_shape),
@@ -80,12 +88,28 @@ def train_job(
         "best_val_accuracy": result.best_val_accuracy,
         "train_seconds": time.perf_counter() - started,
     }
+    if finished:
+        meta["finish"] = finished
+    if isinstance(model, Compensated):
+        meta["compensation"] = {
+            "layers": model.layers,
+            "compensation": model.spec.model_dump(mode="json"),
+        }
     return model, meta
 
 
 def model_from_checkpoint(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> nn.Module:
-    """Rebuild the module a checkpoint describes and load its weights (strictly)."""
-    model = models.create(meta["model"]).build(tuple(meta["input_shape"]), meta["num_outputs"])
+    """Rebuild the module a checkpoint describes and load its weights (strictly).
+
+    A checkpoint of a compensated model (meta 'compensation': layers and shape) is rebuilt as
+    the Compensated wrapper around the model.
+    """
+    input_shape = tuple(meta["input_shape"])
+    model = models.create(meta["model"]).build(input_shape, meta["num_outputs"])
+    if "compensation" in meta:
+        settings = meta["compensation"]
+        spec = validated(CompensationSpec, "checkpoint compensation", **settings["compensation"])
+        model = Compensated(model, settings["layers"], input_shape, spec)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
@@ -14,6 +14,10 @@ from torch import Tensor, nn
 
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.registry import Registry
+
+if TYPE_CHECKING:
+    from noiseproof.chip import ChipSelection
+    from noiseproof.data.base import Dataset
 
 
 def _noise_or_none(value: Any) -> NoiseModel | None:
@@ -60,6 +64,20 @@ class Method(BaseModel):
     def attached(self, ctx: StepContext) -> Iterator[None]:
         """Install whatever the method needs on the model for training (hooks), removed after."""
         yield
+
+    def finish(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        noise: NoiseModel | None,
+        *,
+        selection: ChipSelection,
+        seed: int,
+        log: Callable[[str], None],
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """After training: the model to deploy and a record of what was done (default: the
+        trained model as it is, an empty record). `correctnet` adds its compensation here."""
+        return model, {}
 
     def spec(self) -> dict:
         return {"name": self.registered_name, **self.model_dump(mode="json")}
