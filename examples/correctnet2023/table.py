@@ -2,7 +2,8 @@
 
 usage: python examples/correctnet2023/table.py runs/correctnet2023
 One table per (part, sigma); accuracy under noise is the mean over the transfers (the same
-chips for every row of a table), and "% of noise-free" divides it by that row's clean accuracy.
+chips for every row of a table), "% of noise-free" divides it by that row's clean accuracy and
+"% of standard's noise-free" by the standard model's (the paper's "original accuracy").
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ HEADER = [
     "under noise % (mean)",
     "min %",
     "% of noise-free",
+    "% of standard's noise-free",
     "extra params %",
     "extra MACs %",
     "layers",
@@ -40,40 +42,50 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def base_rows(label: str, res: dict) -> list[list[str]]:
-    """The uncompensated row of one results.json, then one row per placement search."""
-    acc = res["uncompensated"]["accuracy"]
+def base_rows(label: str, res: dict, original: float | None) -> list[list[str]]:
+    """The uncompensated row of one results.json, then one row per placement search.
+
+    original: the standard model's noise-free accuracy (the paper's "original accuracy").
+    """
     clean = pct(res["clean_accuracy"])
     label = f"{label} ({res['transfers']} transfers)" if label == "standard" else label
-    rows = [
-        [label, clean, pct(acc["mean"]), pct(acc["min"])]
-        + [f"{100 * res['uncompensated']['relative']:.1f}", "-", "-", "-", "-"]
-    ]
-    for key, row in res["placements"].items():
-        cost = row["overhead"]
+
+    def row(name: str, acc: dict, relative: float) -> list[str]:
+        of_original = "-" if original is None else f"{100 * acc['mean'] / original:.1f}"
+        return [name, clean, pct(acc["mean"]), pct(acc["min"]), f"{100 * relative:.1f}"] + [
+            of_original
+        ]
+
+    rows = [row(label, res["uncompensated"]["accuracy"], res["uncompensated"]["relative"])]
+    rows[0] += ["-", "-", "-", "-"]
+    for key, placed in res["placements"].items():
+        cost = placed["overhead"]
         rows.append(
-            [f"{label} + {SEARCHES.get(key, key)}", clean, pct(row["accuracy"]["mean"])]
-            + [pct(row["accuracy"]["min"]), f"{100 * row['relative']:.1f}"]
+            row(f"{label} + {SEARCHES.get(key, key)}", placed["accuracy"], placed["relative"])
             + [f"{cost['params_percent']:.2f}", f"{cost['macs_percent']:.2f}"]
-            + [",".join(row["layers"]) or "none", str(row.get("evaluations", "-"))]
+            + [",".join(placed["layers"]) or "none", str(placed.get("evaluations", "-"))]
         )
     return rows
 
 
 def tables(part: Path) -> dict[float, list[list[str]]]:
     """sigma -> rows, bases in BASES order (folder 'name' or 'name-s<sigma>')."""
-    found: dict[float, list[tuple[int, list[list[str]]]]] = {}
+    found: dict[float, list[tuple[int, str, dict]]] = {}
     for path in sorted(part.glob("*/results.json")):
         name = path.parent.name.split("-s")[0]
         if name not in BASES:
             continue
         res = json.loads(path.read_text())
-        order = list(BASES).index(name)
-        found.setdefault(res["level"], []).append((order, base_rows(BASES[name], res)))
-    return {
-        level: [row for _, rows in sorted(groups, key=lambda g: g[0]) for row in rows]
-        for level, groups in sorted(found.items(), reverse=True)
-    }
+        found.setdefault(res["level"], []).append((list(BASES).index(name), name, res))
+    out = {}
+    for level, groups in sorted(found.items(), reverse=True):
+        original = next((r["clean_accuracy"] for _, n, r in groups if n == "standard"), None)
+        out[level] = [
+            row
+            for _, name, res in sorted(groups, key=lambda g: g[0])
+            for row in base_rows(BASES[name], res, original)
+        ]
+    return out
 
 
 def main(root: str) -> None:

@@ -159,3 +159,15 @@ def test_compensated_checkpoint_from_correct_evaluates(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
+    again = runner.invoke(
+        cli,
+        [
+            *args[:-3],
+            "--out",
+            str(tmp_path / "f"),
+            "--no-progress",
+            "--checkpoint",
+            str(out / "compensated-given.pt"),
+        ],
+    )
+    assert again.exit_code == 2 and "already compensated" in again.output

@@ -86,6 +86,10 @@ def command(**opts: Any) -> None:
         check_layers(config.model.build(data.input_shape, data.num_outputs), layers)
     if opts["checkpoint"]:
         state, meta = load_checkpoint(opts["checkpoint"])
+        if "compensation" in meta:
+            raise NoiseproofError(
+                f"{opts['checkpoint']} is already compensated: give the base model's checkpoint"
+            )
         model = model_from_checkpoint(state, meta)
         click.echo(f"loaded {opts['checkpoint']} ({meta.get('label', meta['method']['name'])})")
     else:
