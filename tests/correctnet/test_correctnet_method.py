@@ -66,6 +66,7 @@ def test_compare_runs_correctnet_and_resumes_to_the_same_numbers(tmp_path):
 
     state, meta = load_checkpoint(out / "checkpoints" / "correctnet-seed0.pt")
     assert meta["finish"]["strategy"] == "greedy"
+    assert jobs[("correctnet", 0.6)]["training"]["finish"]["overhead"]["params_percent"] >= 0
     assert meta["compensation"]["layers"] == meta["finish"]["layers"]
     model = model_from_checkpoint(state, meta)
     assert isinstance(model, Compensated)

@@ -32,8 +32,13 @@ def test_lenet5_compensation_recovers_accuracy_under_lognormal_variation():
     )
     config = CorrectConfig(
         compensation={"kernel_size": 1},
-        training={"steps": 400},
-        placement={"strategies": ["rl", "greedy"], "search_steps": 100, "episodes": 16},
+        training={"steps": 1000},
+        placement={
+            "strategies": ["rl", "greedy"],
+            "cost_weight": 0.5,
+            "search_steps": 150,
+            "episodes": 16,
+        },
     )
     results, _ = correct(
         model, data, noise, config, transfers=20, selection=ChipSelection(), seed=0, log=print

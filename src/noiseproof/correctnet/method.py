@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
+from noiseproof.correctnet.compensation import overhead
 from noiseproof.correctnet.settings import CorrectConfig
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
@@ -79,7 +80,9 @@ class CorrectNet(Method):
         seed: int,
         log: Callable[[str], None],
     ) -> tuple[nn.Module, dict[str, Any]]:
-        """Stage 2: place and train compensation; (the Compensated model, what was done)."""
+        """Stage 2: place and train compensation; (the Compensated model, what was done:
+        strategy, layers, noise, overhead in parameters and MACs as % of the model's, training).
+        """
         from noiseproof.correctnet.pipeline import (
             PlacementEvaluator,
             candidate_layers,
@@ -108,5 +111,15 @@ class CorrectNet(Method):
         wrapped, fit = fit_compensation(
             model, layers, data, chosen, self.correct, selection=selection, seed=seed
         )
-        log(f"correctnet: compensation after {layers or 'no layer'} ({info['strategy']})")
-        return wrapped, {**info, "layers": layers, "noise": chosen.spec(), "training": fit}
+        cost = overhead(wrapped, data.input_shape)
+        log(
+            f"correctnet: compensation after {layers or 'no layer'} ({info['strategy']}), "
+            f"{cost['params_percent']:.2f}% extra parameters, {cost['macs_percent']:.2f}% MACs"
+        )
+        return wrapped, {
+            **info,
+            "layers": layers,
+            "noise": chosen.spec(),
+            "overhead": cost,
+            "training": fit,
+        }

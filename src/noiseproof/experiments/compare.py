@@ -112,6 +112,7 @@ def run_compare(
                 training = {
                     k: meta[k]
                     for k in ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
+                    + ("finish",) * ("finish" in meta)
                 }
                 trainings.append({"method": entry.label, **training})
                 attacked, landscape = analyse_model(
