@@ -1,7 +1,9 @@
 """Reduced CorrectNet reproduction on LeNet-5 / MNIST (slow: run with -m slow).
 
-A 2-epoch LeNet-5 on 20,000 MNIST images, log-normal sigma 0.5: compensation placed by
-REINFORCE must recover a clear part of the accuracy lost to variation and match greedy search.
+A 2-epoch LeNet-5 on 20,000 MNIST images, log-normal sigma 0.5, the example's placement cost
+weight (0.5): compensation placed by REINFORCE must recover a clear part of the accuracy lost to
+variation and match greedy search (155 s on the 2-core CPU; with cost weight 1.0 and 400 steps
+both searches chose the last layer only and gained 0.65 points).
 """
 
 import pytest
