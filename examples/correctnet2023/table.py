@@ -17,6 +17,8 @@ BASES = {
     "noise_injection": "noise injection",
     "lipschitz": "lipschitz",
     "lipschitz-noise": "lipschitz + noise injection",
+    "noise_injection_0.7_e15": "noise injection at sigma 0.7, 15 epochs",
+    "lipschitz-noise_0.7_e15": "lipschitz + noise injection at sigma 0.7, 15 epochs",
 }
 SEARCHES = {
     "rl": "compensation (RL)",
