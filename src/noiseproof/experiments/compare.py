@@ -109,11 +109,8 @@ def run_compare(
                         f"{100 * meta['best_val_accuracy']:.2f}% at epoch {meta['best_epoch']}, "
                         f"{meta['train_seconds']:.1f} s"
                     )
-                training = {
-                    k: meta[k]
-                    for k in ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
-                    + ("finish",) * ("finish" in meta)
-                }
+                kept = ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
+                training = {k: meta[k] for k in (*kept, "finish") if k in meta}
                 trainings.append({"method": entry.label, **training})
                 attacked, landscape = analyse_model(
                     config, model, data, entry.label, seed, out / "jobs", resume
