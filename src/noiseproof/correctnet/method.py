@@ -83,6 +83,8 @@ class CorrectNet(Method):
         """Stage 2: place and train compensation; (the Compensated model, what was done:
         strategy, layers, noise, overhead in parameters and MACs as % of the model's, training).
         """
+        # imported here: the pipeline imports the experiment config, which imports the method
+        # registry this module registers into
         from noiseproof.correctnet.pipeline import (
             PlacementEvaluator,
             candidate_layers,
