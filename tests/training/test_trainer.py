@@ -152,6 +152,47 @@ def test_without_validation_the_last_epoch_is_kept():
     assert all("val_accuracy" not in row for row in result.history)
 
 
+def test_noisy_selection_keeps_the_epoch_best_under_noise(monkeypatch):
+    scripted_validation(monkeypatch, [0.9, 0.5, 0.6])  # clean accuracy would pick epoch 1
+    noisy = iter([0.4, 0.7, 0.6])
+    chips: list[tuple] = []
+
+    def fake_noisy(model, data, noise, config, selection, seed):
+        chips.append((noise.level, config.select_transfers, seed))
+        return next(noisy)
+
+    monkeypatch.setattr(trainer_module, "noisy_validation", fake_noisy)
+    config = CONFIG.model_copy(update={"epochs": 3, "select": "noisy", "select_level": 0.5})
+    _, result = run("standard", config=config, seed=3)
+    assert result.best_epoch == 2 and result.best_val_accuracy == 0.7
+    assert [row["val_noisy_accuracy"] for row in result.history] == [0.4, 0.7, 0.6]
+    assert [row["val_accuracy"] for row in result.history] == [0.9, 0.5, 0.6]
+    assert chips == [(0.3, 4, 3)] * 3  # the noise model itself; the level is applied inside
+
+
+def test_noisy_validation_uses_the_same_chips_every_epoch_at_the_chosen_level():
+    model = mlp()
+    config = CONFIG.model_copy(update={"select": "noisy", "select_transfers": 3})
+    first = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0)
+    again = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0)
+    assert first == again
+    zero = config.model_copy(update={"select_level": 0.0})
+    clean = trainer_module.clean_accuracy(model, moons().x_val, moons().y_val)
+    assert trainer_module.noisy_validation(model, moons(), NOISE, zero, None, 0) == clean
+
+
+def test_last_selection_keeps_the_last_epoch(monkeypatch):
+    scripted_validation(monkeypatch, [0.9, 0.5, 0.6])
+    _, result = run("standard", config=CONFIG.model_copy(update={"epochs": 3, "select": "last"}))
+    assert result.best_epoch == 3 and result.best_val_accuracy == 0.6  # its clean accuracy
+
+
+def test_noisy_selection_without_noise_is_refused():
+    config = CONFIG.model_copy(update={"select": "noisy"})
+    with pytest.raises(NoiseproofError, match="select 'noisy' needs a noise model"):
+        run("standard", config=config, noise=None)
+
+
 class BatchSize(Method):
     """Test method: terms 'size' = batch size and 'half' = 0.5, plus a zero-valued graph."""
 

@@ -22,3 +22,16 @@ class TrainConfig(BaseModel):
     milestones: tuple[int, ...] = Field((), description="'step' schedule: epochs where lr *= gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="'step' schedule factor")
     eval_batch_size: int = Field(2000, ge=1, description="batch size of validation passes")
+    select: Literal["clean", "noisy", "last"] = Field(
+        "clean",
+        description="weights kept: best validation accuracy without noise, best mean validation "
+        "accuracy under noise ('noisy': select_transfers chips of the experiment's noise model), "
+        "or the last epoch",
+    )
+    select_transfers: int = Field(4, ge=1, description="'noisy' selection: chips per epoch")
+    select_level: float | None = Field(
+        None,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="'noisy' selection: noise level (default: the noise model's own)",
+    )

@@ -11,7 +11,9 @@ from tqdm.auto import tqdm
 
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
+from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.methods.base import Method, StepContext
 from noiseproof.noise.base import NoiseModel
 from noiseproof.seeding import generator
@@ -20,11 +22,19 @@ from noiseproof.training.config import TrainConfig
 
 @dataclass
 class TrainResult:
-    """Per-epoch log (mean of each loss term, val accuracy, lr, seconds) and the best epoch."""
+    """Per-epoch log (mean of each loss term, val accuracy, lr, seconds) and the best epoch.
+
+    best_val_accuracy: the kept epoch's clean validation accuracy, or with `select: noisy` its
+    mean validation accuracy under noise (NaN without a validation split).
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_accuracy: float = float("nan")
+
+
+SCORED = {"clean": "val_accuracy", "noisy": "val_noisy_accuracy"}
+"""The history column each `select` mode keeps the best epoch of ('last': the latest epoch)."""
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -69,10 +79,14 @@ def train(
 
     Two generators derived from `seed` make every random draw: one shuffles the data, one
     serves the method (noise, dropout masks, attacks). The same call gives the same weights, and
-    every method with the same seed sees the same batches in the same order. Without a
+    every method with the same seed sees the same batches in the same order. The weights kept
+    are those of the epoch `config.select` scores best on the validation split (clean accuracy,
+    mean accuracy under the same few noisy chips every epoch, or the last epoch); without a
     validation split the last epoch counts as best.
     """
     config = config or TrainConfig()
+    if config.select == "noisy" and noise is None:
+        raise NoiseproofError("train.select 'noisy' needs a noise model")
     params = chip_params(model, selection)
     ctx = StepContext(model=model, params=params, noise=noise, generator=generator(seed, "train"))
     shuffle = generator(seed, "shuffle")
@@ -81,6 +95,7 @@ def train(
     schedule = make_schedule(optimizer, config)
     result = TrainResult()
     best_state: dict[str, Tensor] | None = None
+    best_score = float("-inf")
     bar = tqdm(
         total=config.epochs * -(-len(data.x_train) // config.batch_size),
         desc=f"train {method.registered_name}",
@@ -99,20 +114,47 @@ def train(
                     row["val_accuracy"] = clean_accuracy(
                         model, data.x_val, data.y_val, config.eval_batch_size
                     )
+                    if config.select == "noisy":
+                        row["val_noisy_accuracy"] = noisy_validation(
+                            model, data, noise, config, selection, seed
+                        )
                 row["seconds"] = time.perf_counter() - started
                 result.history.append(row)
-                score = row.get("val_accuracy", float(epoch))
-                if best_state is None or score > result.best_val_accuracy:
-                    result.best_epoch, result.best_val_accuracy = epoch, score
+                reported = row.get(SCORED.get(config.select, "val_accuracy"), float("nan"))
+                score = float(epoch) if config.select == "last" or not len(data.x_val) else reported
+                if best_state is None or score > best_score:
+                    best_score, result.best_epoch, result.best_val_accuracy = score, epoch, reported
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
     finally:
         bar.close()
         model.eval()
     model.load_state_dict(best_state)
-    if not len(data.x_val):
-        result.best_val_accuracy = float("nan")
     return result
+
+
+def noisy_validation(
+    model: nn.Module,
+    data: Dataset,
+    noise: NoiseModel,
+    config: TrainConfig,
+    selection: ChipSelection | None,
+    seed: int,
+) -> float:
+    """Mean validation accuracy over `config.select_transfers` chips, the same chips every epoch
+    (a fresh generator from `seed`), at `config.select_level` if set."""
+    level = config.select_level
+    chips = run_transfers(
+        model,
+        noise if level is None else noise.with_level(level),
+        data.x_val,
+        data.y_val,
+        config.select_transfers,
+        generator(seed, "select"),
+        selection=selection,
+        batch_size=config.eval_batch_size,
+    )
+    return float(chips.accuracy.mean())
 
 
 def run_epoch(
