@@ -82,8 +82,7 @@ def compare(**opts: Any) -> None:
 )
 def train(**opts: Any) -> None:
     """Train one model with one method and save a checkpoint."""
-    from noiseproof.experiments.jobs import train_job
-    from noiseproof.training.checkpoints import save_checkpoint
+    from noiseproof.experiments.jobs import train_and_save
 
     config = build_config(
         opts["config_file"],
@@ -101,25 +100,18 @@ def train(**opts: Any) -> None:
         raise NoiseproofError("train takes one method and one seed: use --method and --seed")
     entry, seed = config.methods[0], config.seeds[0]
     data = config.dataset.load()
-    model, meta = train_job(
-        config.model,
-        data,
-        entry.method,
-        config.train,
-        noise=config.noise[0].model,
-        selection=config.chip,
-        seed=seed,
-        label=entry.label,
-        dataset_spec=config.dataset.spec(),
-        progress=not opts["no_progress"],
-    )
     out = Path(opts["out"])
-    save_checkpoint(out, model.state_dict(), meta)
-    write_history(out.with_suffix(".history.csv"), meta["history"])
-    click.echo(
-        f"trained {entry.label}: best val {100 * meta['best_val_accuracy']:.2f}% at epoch "
-        f"{meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {out}"
+    _, meta = train_and_save(
+        config,
+        entry,
+        data,
+        out,
+        noise=config.noise[0].model,
+        seed=seed,
+        progress=not opts["no_progress"],
+        log=click.echo,
     )
+    write_history(out.with_suffix(".history.csv"), meta["history"])
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -46,7 +46,7 @@ def command(**opts: Any) -> None:
     """
     from noiseproof.atomic import write_json_atomic
     from noiseproof.correctnet.pipeline import check_layers, correct, split_config
-    from noiseproof.experiments.jobs import model_from_checkpoint, train_job
+    from noiseproof.experiments.jobs import model_from_checkpoint, train_and_save
     from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 
     raw, assignments, settings = split_config(opts["config_file"], opts["assignments"])
@@ -95,23 +95,15 @@ def command(**opts: Any) -> None:
     else:
         if len(config.methods) != 1:
             raise NoiseproofError("correct trains one method: use --method (e.g. lipschitz)")
-        entry = config.methods[0]
-        model, meta = train_job(
-            config.model,
+        model, meta = train_and_save(
+            config,
+            config.methods[0],
             data,
-            entry.method,
-            config.train,
+            out / "model.pt",
             noise=noise,
-            selection=config.chip,
             seed=seed,
-            label=entry.label,
-            dataset_spec=config.dataset.spec(),
             progress=not opts["no_progress"],
-        )
-        save_checkpoint(out / "model.pt", model.state_dict(), meta)
-        click.echo(
-            f"trained {entry.label}: best val {100 * meta['best_val_accuracy']:.2f}% at epoch "
-            f"{meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {out / 'model.pt'}"
+            log=click.echo,
         )
     if layers is not None:
         check_layers(model, layers)

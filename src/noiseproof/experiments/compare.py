@@ -24,10 +24,10 @@ from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.config import ExperimentConfig
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import analyse_model, flatness_table, write_analyses
-from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_job
+from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_and_save
 from noiseproof.experiments.report import write_report
 from noiseproof.experiments.results import summary_rows, text_table, to_csv
-from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
+from noiseproof.training.checkpoints import load_checkpoint
 
 
 def safe_name(text: str) -> str:
@@ -90,24 +90,15 @@ def run_compare(
                     model = model_from_checkpoint(state, meta)
                     log(f"loaded {given or ckpt}")
                 else:
-                    model, meta = train_job(
-                        config.model,
+                    model, meta = train_and_save(
+                        config,
+                        entry,
                         data,
-                        entry.method,
-                        config.train,
+                        ckpt,
                         noise=train_noise,
-                        selection=config.chip,
                         seed=seed,
-                        label=entry.label,
-                        dataset_spec=config.dataset.spec(),
                         progress=progress,
                         log=log,
-                    )
-                    save_checkpoint(ckpt, model.state_dict(), meta)
-                    log(
-                        f"trained {entry.label} seed {seed}: best val "
-                        f"{100 * meta['best_val_accuracy']:.2f}% at epoch {meta['best_epoch']}, "
-                        f"{meta['train_seconds']:.1f} s"
                     )
                 kept = ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
                 training = {k: meta[k] for k in (*kept, "finish") if k in meta}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,8 +27,12 @@ from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
 from noiseproof.registry import validated
 from noiseproof.seeding import derive_seed, generator
+from noiseproof.training.checkpoints import save_checkpoint
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
+
+if TYPE_CHECKING:
+    from noiseproof.config import ExperimentConfig, MethodEntry
 
 
 def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
@@ -95,6 +100,40 @@ def train_job(
             "layers": model.layers,
             "compensation": model.spec.model_dump(mode="json"),
         }
+    return model, meta
+
+
+def train_and_save(
+    config: ExperimentConfig,
+    entry: MethodEntry,
+    data: Dataset,
+    path: str | Path,
+    *,
+    noise: NoiseModel | None,
+    seed: int,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """`train_job` for one method entry of an experiment config, its checkpoint written to
+    `path` and one line logged (label, seed, best validation accuracy and epoch, time)."""
+    model, meta = train_job(
+        config.model,
+        data,
+        entry.method,
+        config.train,
+        noise=noise,
+        selection=config.chip,
+        seed=seed,
+        label=entry.label,
+        dataset_spec=config.dataset.spec(),
+        progress=progress,
+        log=log,
+    )
+    save_checkpoint(path, model.state_dict(), meta)
+    log(
+        f"trained {entry.label} seed {seed}: best val {100 * meta['best_val_accuracy']:.2f}% "
+        f"at epoch {meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {path}"
+    )
     return model, meta
 
 
