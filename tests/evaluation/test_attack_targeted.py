@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import MINIMAL_EXPERIMENT
 from noiseproof.chip import chip_params
 from noiseproof.cli import cli
 from noiseproof.config import ExperimentConfig
@@ -110,15 +111,8 @@ def test_attack_is_reproducible_and_leaves_the_model_alone(trained):
     [({"zetas": [-0.1]}, "zetas"), ({"zetas": []}, "zetas"), ({"n_steps": 0}, "n_steps")],
 )
 def test_bad_attack_config_is_one_line(raw, field):
-    base = {
-        "dataset": "digits",
-        "model": "mlp",
-        "methods": ["standard"],
-        "noise": ["relative_gaussian"],
-        "levels": [0.1],
-    }
     with pytest.raises(NoiseproofError) as error:
-        ExperimentConfig.parse({**base, "attack": raw})
+        ExperimentConfig.parse({**MINIMAL_EXPERIMENT, "attack": raw})
     assert "\n" not in str(error.value) and field in str(error.value)
 
 

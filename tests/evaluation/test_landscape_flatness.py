@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import MINIMAL_EXPERIMENT
 from noiseproof.chip import chip_params
 from noiseproof.cli import cli
 from noiseproof.config import ExperimentConfig
@@ -75,15 +76,8 @@ def test_a_sharper_network_scores_less_flat():
     [({"scale": 0}, "scale"), ({"repeats": 0}, "repeats"), ({"alphas": ["x"]}, "alphas")],
 )
 def test_bad_landscape_config_is_one_line(raw, field):
-    base = {
-        "dataset": "digits",
-        "model": "mlp",
-        "methods": ["standard"],
-        "noise": ["relative_gaussian"],
-        "levels": [0.1],
-    }
     with pytest.raises(NoiseproofError) as error:
-        ExperimentConfig.parse({**base, "landscape": raw})
+        ExperimentConfig.parse({**MINIMAL_EXPERIMENT, "landscape": raw})
     assert "\n" not in str(error.value) and field in str(error.value)
 
 

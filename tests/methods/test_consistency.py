@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import tiny_data
 from noiseproof.chip import chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
@@ -19,13 +20,6 @@ from noiseproof.training.trainer import train
 from reference.hou_consistency import consistency_loss
 
 NOISE = create_noise({"name": "additive_gaussian", "eta": 0.2, "scale": "layer"})
-
-
-def tiny_data(shape=(1, 8, 8), n=96, seed=0) -> Dataset:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, *shape, generator=gen)
-    y = torch.randint(0, 3, (n,), generator=gen)
-    return Dataset("tiny", x, y, x[:16], y[:16], x[:16], y[:16], num_classes=3)
 
 
 def fresh(name: str, data: Dataset, **params) -> nn.Module:
