@@ -64,11 +64,12 @@ def test_user_module_is_not_edited():
 def test_compensation_stays_off_the_chip():
     model = vgg()
     wrapped = Compensated(model, layer_names(model), (1, 8, 8))
-    on_chip = list(chip_params(wrapped, compensated_selection(None)))
+    on_chip = list(chip_params(wrapped, None))  # the wrapper adapts the selection itself
     assert on_chip == [f"base.{name}" for name in chip_params(model)]
     custom = ChipSelection(kinds=("weight",), exclude=("0.*",))
-    on_chip = list(chip_params(wrapped, compensated_selection(custom)))
+    on_chip = list(chip_params(wrapped, custom))
     assert on_chip == [f"base.{name}" for name in chip_params(model, custom)]
+    assert list(chip_params(wrapped, compensated_selection(custom))) == on_chip  # idempotent
 
 
 def test_frozen_weights_stay_bit_identical_while_compensation_trains():

@@ -25,7 +25,6 @@ from noiseproof.config import apply_override, default_config, read_yaml
 from noiseproof.correctnet.compensation import (
     Compensated,
     clean_outputs,
-    compensated_selection,
     overhead,
 )
 from noiseproof.correctnet.placement import (
@@ -151,7 +150,7 @@ def train_compensation(
     comp = model.compensation_parameters()
     if not comp:
         return {"steps": 0, "seconds": 0.0, "final_loss": float("nan")}
-    chip = detached(chip_params(model, compensated_selection(selection)))
+    chip = detached(chip_params(model, selection))  # Compensated keeps 'comp.*' off the chip
     frozen = [(p, p.requires_grad) for p in model.base.parameters()]
     optimizer = torch.optim.Adam(comp, lr=training.lr)
     started = time.perf_counter()
@@ -249,8 +248,6 @@ def noisy_accuracy(
     batch_size: int = 2000,
 ) -> dict[str, float]:
     """Accuracy summary over `transfers` chips; a Compensated model keeps 'comp.*' digital."""
-    if isinstance(model, Compensated):
-        selection = compensated_selection(selection)
     result = run_transfers(
         model, noise, x, y, transfers, gen, selection=selection, batch_size=batch_size
     )
