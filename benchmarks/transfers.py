@@ -38,13 +38,18 @@ def measure(name: str, model: torch.nn.Module, x: torch.Tensor, k: int, batch: i
     noise = create_noise({"name": "relative_gaussian", "zeta": 0.3})
     model.eval()
     predictions(model, x[:batch], batch)  # warm-up
-    clean, noisy = best_times([
-        lambda: [predictions(model, x, batch) for _ in range(k)],
-        lambda: run_transfers(model, noise, x, y, k, torch.Generator().manual_seed(0),
-                              batch_size=batch),
-    ])
-    print(f"{name:10s} N={len(x):6d} K={k:4d}  transfer {1e3 * noisy / k:8.1f} ms  "
-          f"clean pass {1e3 * clean / k:8.1f} ms  ratio {noisy / clean:5.2f}")
+    clean, noisy = best_times(
+        [
+            lambda: [predictions(model, x, batch) for _ in range(k)],
+            lambda: run_transfers(
+                model, noise, x, y, k, torch.Generator().manual_seed(0), batch_size=batch
+            ),
+        ]
+    )
+    print(
+        f"{name:10s} N={len(x):6d} K={k:4d}  transfer {1e3 * noisy / k:8.1f} ms  "
+        f"clean pass {1e3 * clean / k:8.1f} ms  ratio {noisy / clean:5.2f}"
+    )
 
 
 def main() -> None:

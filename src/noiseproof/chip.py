@@ -1,82 +1,235 @@
-"""Which parameters live on the chip, and the forward pass through a parameter dict.
+"""Which tensors live on the chip, and the forward pass through a dict of stand-in tensors.
 
 The user's nn.Module is never modified: a clean, noisy or attacked network is the same module
-called with another `{name: tensor}` dict through `torch.func.functional_call`.
+called with another `{name: tensor}` dict through `torch.func.functional_call`. Tied weights
+(one Parameter reachable under several names) appear once, under the name
+`model.named_parameters()` gives them, and a draw for that name reaches every use.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import weakref
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from noiseproof.errors import NoiseproofError
+from noiseproof.inputs import Inputs, call_arguments
 
 Params = dict[str, Tensor]
 
+DEFAULT_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+
+
+def _kind_matches(leaf: str, kinds: tuple[str, ...]) -> bool:
+    """'weight' selects 'weight' and the recurrent layers' 'weight_ih_l0', 'weight_hh_l0', ..."""
+    return any(leaf == kind or leaf.startswith(f"{kind}_") for kind in kinds)
+
+
+def _owned_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
+    """The module's own floating-point parameters and buffers (not its children's)."""
+    own = [*module._parameters.items(), *module._buffers.items()]
+    return [(leaf, t) for leaf, t in own if t is not None and t.is_floating_point()]
+
 
 class ChipSelection(BaseModel):
-    """Selection rule for on-chip parameters.
+    """Selection rule for the tensors that live on the chip.
 
-    A parameter is on the chip when its module's class name is in `layers` and its own name
-    (the last part, e.g. 'weight') is in `kinds`, or when its full name matches an `include`
-    glob (any parameter of any module, e.g. '*.tau_mem'); names matching `exclude` are removed.
-    BatchNorm statistics are buffers, not parameters, and so stay digital.
+    A parameter or buffer is on the chip when its module's class name is in `layers` and its
+    own name is in `kinds` ('weight' also selects a recurrent layer's 'weight_ih_l0' and every
+    other 'weight_*'), or when its full name matches an `include` glob (any module, e.g.
+    '*.tau_mem', or '*.running_var' to put BatchNorm statistics on the chip); names matching
+    `exclude` are removed. Buffers are selected only by name: by default BatchNorm statistics
+    stay digital. Integer tensors (e.g. 'num_batches_tracked') are never on the chip.
+    A rule that selects nothing in a model is an error, never silently ignored: an `include`
+    or `exclude` glob matching no tensor, or a `layers` class (other than the defaults) absent
+    from the model or none of whose tensors is named in `kinds`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    layers: tuple[str, ...] = Field(
-        ("Linear", "Conv1d", "Conv2d", "Conv3d"), description="module class names on the chip"
-    )
+    layers: tuple[str, ...] = Field(DEFAULT_LAYERS, description="module class names on the chip")
     kinds: tuple[str, ...] = Field(
-        ("weight", "bias"), description="parameter names in those layers"
+        ("weight", "bias"), description="tensor names in those layers ('weight' also 'weight_*')"
     )
     include: tuple[str, ...] = Field((), description="extra full-name globs, any module")
     exclude: tuple[str, ...] = Field((), description="full-name globs removed from the selection")
 
     def names(self, model: nn.Module) -> list[str]:
-        """Full names of the selected parameters of `model`, in registration order."""
-        selected = []
-        for module_name, module in model.named_modules():
-            for leaf, _ in module.named_parameters(recurse=False):
+        """Canonical full names of the selected tensors of `model`, in registration order.
+
+        Raises NoiseproofError naming the rule when a rule selects nothing (see the class).
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        canonical: dict[int, str] = {}
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            canonical.setdefault(id(tensor), name)
+        selected: dict[str, None] = {}
+        hits = {pattern: False for pattern in (*self.include, *self.exclude)}
+        classes: dict[str, list[str]] = {}
+        for module_name, module in model.named_modules(remove_duplicate=False):
+            cls = type(module).__name__
+            for leaf, tensor in _owned_tensors(module):
                 full = f"{module_name}.{leaf}" if module_name else leaf
-                by_layer = type(module).__name__ in self.layers and leaf in self.kinds
-                by_glob = any(fnmatch.fnmatchcase(full, pat) for pat in self.include)
-                if (by_layer or by_glob) and not any(
-                    fnmatch.fnmatchcase(full, pat) for pat in self.exclude
-                ):
-                    selected.append(full)
-        return selected
+                names = {full, canonical.get(id(tensor), full)}
+                in_layer = cls in self.layers and _kind_matches(leaf, self.kinds)
+                in_layer = in_layer and leaf in module._parameters
+                classes.setdefault(cls, []).extend([full] if in_layer else [])
+                by_glob = False
+                for pattern in hits:
+                    if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                        hits[pattern] = True
+                        by_glob = by_glob or pattern in self.include
+                excluded = any(fnmatch.fnmatchcase(n, p) for p in self.exclude for n in names)
+                if (in_layer or by_glob) and not excluded:
+                    selected[canonical.get(id(tensor), full)] = None
+        self._check(model, hits, classes)
+        return list(selected)
+
+    def _check(
+        self, model: nn.Module, hits: dict[str, bool], classes: dict[str, list[str]]
+    ) -> None:
+        """One NoiseproofError for the first rule that selects nothing in `model`."""
+        what = type(model).__name__
+        for pattern, hit in hits.items():
+            if not hit:
+                key = "include" if pattern in self.include else "exclude"
+                raise NoiseproofError(
+                    f"chip.{key}: {pattern!r} matches no parameter or buffer of {what} "
+                    f"(e.g. {', '.join(_examples(model))})"
+                )
+        if self.layers == DEFAULT_LAYERS:  # the default names every layer kind it may meet
+            return
+        present = {type(m).__name__: m for m in model.modules()}
+        for layer in self.layers:
+            if layer not in present:
+                raise NoiseproofError(
+                    f"chip.layers: {what} has no {layer!r} module "
+                    f"(its classes: {', '.join(sorted(present))})"
+                )
+            if not classes.get(layer):
+                names = [leaf for leaf, _ in _owned_tensors(present[layer])]
+                raise NoiseproofError(
+                    f"chip.layers: no tensor of the {layer} modules is named in chip.kinds "
+                    f"{list(self.kinds)} (their tensors: {', '.join(names) or 'none'})"
+                )
 
 
-def chip_params(
-    model: nn.Module, selection: ChipSelection | None = None
-) -> dict[str, nn.Parameter]:
-    """The selected parameters themselves (not copies): gradients reach the model through them.
+def _examples(model: nn.Module, n: int = 4) -> list[str]:
+    """A few tensor names of `model`, for error messages."""
+    names = [name for name, _ in [*model.named_parameters(), *model.named_buffers()]]
+    return names[:n] + (["..."] if len(names) > n else []) or ["no tensors"]
 
-    A wrapper module may adapt the selection to its own parameter names by a method
-    `chip_selection(selection)` (noiseproof.correctnet.Compensated keeps its digital
-    compensation off the chip that way).
+
+def chip_params(model: nn.Module, selection: ChipSelection | None = None) -> dict[str, Tensor]:
+    """The selected tensors themselves (not copies): gradients reach the model through them.
+
+    Parameters come back as nn.Parameter, selected buffers as the buffer tensors. A wrapper
+    module may adapt the selection to its own tensor names by a method
+    `chip_selection(selection)` (e.g. to keep its own digital parts off the chip).
     """
+    if selection is not None and not isinstance(selection, ChipSelection):
+        raise TypeError(f"selection must be a ChipSelection, got {type(selection).__name__}")
     adapt = getattr(model, "chip_selection", None)
     selection = adapt(selection) if callable(adapt) else selection or ChipSelection()
-    own = dict(model.named_parameters())
     names = selection.names(model)
     if not names:
         raise NoiseproofError(
             f"the chip selection matches no parameter of {type(model).__name__} "
             f"(layers={list(selection.layers)}, include={list(selection.include)})"
         )
+    own = {**dict(model.named_buffers()), **dict(model.named_parameters())}
     return {name: own[name] for name in names}
 
 
-def forward(model: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """`model(x)` with the tensors in `params` standing in for those parameters (others as is)."""
-    return torch.func.functional_call(model, dict(params), (x,))
+_OUTPUT_HOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pick_output(out: Any, key: str | int) -> Tensor:
+    """The logits inside a model's output: `out[key]` of a dict, `out[index]` of a tuple or
+    list, `out.<key>` of an object; a tensor is returned as it is."""
+    if isinstance(out, Tensor):
+        return out
+    try:
+        if isinstance(out, Mapping):
+            return out[key]
+        if isinstance(out, tuple | list):
+            return out[int(key)]
+        return getattr(out, str(key))
+    except (KeyError, IndexError, ValueError, AttributeError):
+        keys = list(out) if isinstance(out, Mapping) else f"{type(out).__name__} entries"
+        raise NoiseproofError(
+            f"model.output {key!r} is not in the model's output (it has {keys})"
+        ) from None
+
+
+def select_output(model: nn.Module, key: str | int | None) -> nn.Module:
+    """Make `model` return `pick_output(out, key)` (its logits) from every call, also through
+    `forward`; key None removes the selection. Returns `model`.
+
+    For models whose forward returns a dict, a tuple or an output object: a forward hook on the
+    top module (state_dict and parameters are untouched; a second call replaces the first).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if key is not None and (isinstance(key, bool) or not isinstance(key, str | int)):
+        raise TypeError(f"output must be a key (str) or an index (int), got {key!r}")
+    previous = _OUTPUT_HOOKS.pop(model, None)
+    if previous is not None:
+        previous.remove()
+    if key is not None:
+        _OUTPUT_HOOKS[model] = model.register_forward_hook(
+            lambda _module, _args, out: pick_output(out, key)
+        )
+    return model
+
+
+def logits_of(out: Any) -> Tensor:
+    """`out` if it is a tensor; a one-line error saying how to pick the logits otherwise."""
+    if isinstance(out, Tensor):
+        return out
+    keys = f" with keys {list(out)}" if isinstance(out, Mapping) else ""
+    raise NoiseproofError(
+        f"the model returned a {type(out).__name__}{keys}, not a logits tensor: name the entry "
+        "holding the logits with 'model.output' in the config or "
+        "noiseproof.select_output(model, key) in Python"
+    )
+
+
+def forward(model: nn.Module, params: Mapping[str, Tensor] | None, x: Inputs) -> Tensor:
+    """The logits of `model` on inputs `x` (a tensor, or a tuple/dict of tensors passed as
+    positional/keyword arguments), the tensors in `params` standing in for those names."""
+    args, kwargs = call_arguments(x)
+    if params is None:
+        return logits_of(model(*args, **kwargs))
+    return logits_of(torch.func.functional_call(model, dict(params), args, kwargs))
+
+
+def scratch_buffers(model: nn.Module) -> Params:
+    """Copies of the model's buffers (BatchNorm running statistics...), for extra forwards.
+
+    Passed to a functional forward under the on-chip tensors (`{**scratch_buffers(m), **params}`,
+    so a buffer on the chip keeps its perturbed value), they take the in-place updates a
+    training-mode forward makes: an extra forward (a clean branch, an attack probe) leaves the
+    model's own statistics as the main forward alone would.
+    """
+    return {name: buffer.clone() for name, buffer in model.named_buffers()}
+
+
+def split_buffers(model: nn.Module, params: Mapping[str, Tensor]) -> tuple[Params, Params]:
+    """(the parameters in `params`, the buffers in `params`), by the model's own names.
+
+    Gradient-based attacks move parameters only: PyTorch cannot differentiate through a
+    buffer such as BatchNorm's running statistics, which keep their given values.
+    """
+    buffers = {name for name, _ in model.named_buffers()}
+    own = {n: t for n, t in params.items() if n not in buffers}
+    return own, {n: t for n, t in params.items() if n in buffers}
 
 
 def detached(params: Mapping[str, Tensor]) -> Params:

@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
+from noiseproof import logs
 from noiseproof.commands import attack, correct, landscape
 from noiseproof.commands.options import (
     OneLineErrors,
     build_config,
     common_options,
+    global_options,
+    log_option,
+    logger_names,
     numbers,
     split_list,
 )
-from noiseproof.config import default_config
 from noiseproof.errors import NoiseproofError
+from noiseproof.outputs import check_out, locks_output
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noiseproof")
+@global_options
 def cli() -> None:
-    """Train neural networks that stay accurate under hardware weight noise, and prove it."""
+    """Train neural networks that stay accurate under hardware weight noise, and prove it.
+
+    Results tables go to stdout; progress and messages to stderr (a bar on a terminal, plain
+    lines otherwise). Plugins: --plugin my.module, or an installed package's entry point in
+    the group 'noiseproof.plugins'.
+    """
 
 
 @cli.command()
@@ -40,6 +51,7 @@ def cli() -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@log_option
 def compare(**opts: Any) -> None:
     """Train each method, evaluate it over simulated chips, write results and a report.
 
@@ -60,13 +72,35 @@ def compare(**opts: Any) -> None:
         },
         opts["assignments"],
     )
+    logs.debug(f"resolved config: {json.dumps(config.to_dict())}")
     if opts["print_config"]:
         click.echo(yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)
         return
     from noiseproof.experiments.compare import run_compare
 
+    loggers, out = logger_names(opts["loggers"]), check_out(opts["out"])
     run_compare(
-        config, opts["out"], resume=opts["resume"], progress=not opts["no_progress"], log=click.echo
+        config,
+        out,
+        resume=opts["resume"],
+        progress=not opts["no_progress"],
+        log=logs.info,
+        show=click.echo,
+        callbacks=training_loggers(loggers, lambda label, seed: f"{label}-seed{seed}", out),
+    )
+
+
+def training_loggers(
+    names: list[str], folder_name: Callable[[str, int], str], out: Path
+) -> Callable[[str, int], list[Any]] | None:
+    """(method label, seed) -> the --log loggers writing into out/logs/<folder_name(...)>."""
+    if not names:
+        return None
+    from noiseproof.filenames import safe_name
+    from noiseproof.training.callbacks import make_loggers
+
+    return lambda label, seed: make_loggers(
+        names, out / "logs" / safe_name(folder_name(label, seed))
     )
 
 
@@ -80,6 +114,8 @@ def compare(**opts: Any) -> None:
     show_default=True,
     help="Checkpoint path; a history CSV is written beside it.",
 )
+@log_option
+@locks_output("out", file=True, companions=lambda out: [out.with_suffix(".history.csv").name])
 def train(**opts: Any) -> None:
     """Train one model with one method and save a checkpoint."""
     from noiseproof.experiments.jobs import train_and_save
@@ -96,11 +132,14 @@ def train(**opts: Any) -> None:
         },
         opts["assignments"],
     )
+    logs.debug(f"resolved config: {json.dumps(config.to_dict())}")
     if len(config.methods) != 1 or len(config.seeds) != 1:
         raise NoiseproofError("train takes one method and one seed: use --method and --seed")
     entry, seed = config.methods[0], config.seeds[0]
+    loggers = logger_names(opts["loggers"])
     data = config.dataset.load()
     out = Path(opts["out"])
+    callbacks = training_loggers(loggers, lambda label, seed: out.stem, out.parent)
     _, meta = train_and_save(
         config,
         entry,
@@ -109,7 +148,8 @@ def train(**opts: Any) -> None:
         noise=config.noise[0].model,
         seed=seed,
         progress=not opts["no_progress"],
-        log=click.echo,
+        log=logs.info,
+        callbacks=callbacks(entry.label, seed) if callbacks else (),
     )
     write_history(out.with_suffix(".history.csv"), meta["history"])
 
@@ -138,18 +178,16 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def evaluate(checkpoint: str, **opts: Any) -> None:
     """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips)."""
+    from noiseproof.commands.from_checkpoint import (
+        checkpoint_base,
+        checkpoint_label,
+        refuse_owned_changes,
+    )
     from noiseproof.experiments.compare import run_compare
     from noiseproof.training.checkpoints import load_checkpoint
 
-    _, meta = load_checkpoint(checkpoint)
-    base = default_config()
-    label = meta.get("label", meta["method"]["name"])
-    base.update(
-        dataset=meta["dataset"],
-        model=meta["model"],
-        methods=[{**meta["method"], "label": label}],
-        chip=meta["chip"],
-    )
+    _, meta = load_checkpoint(checkpoint)  # metadata checked against CheckpointMeta
+    base, label = checkpoint_base(meta), checkpoint_label(meta)
     config = build_config(
         opts["config_file"],
         {
@@ -162,13 +200,15 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
         opts["assignments"],
         base=base,
     )
+    refuse_owned_changes(config, base)  # model, method and train settings are the checkpoint's
     run_compare(
         config,
         opts["out"],
         resume=True,
         pretrained={label: Path(checkpoint)},
         progress=not opts["no_progress"],
-        log=click.echo,
+        log=logs.info,
+        show=click.echo,
     )
 
 
@@ -178,11 +218,15 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_components(kind: str | None, as_json: bool) -> None:
-    """List methods, noise models, models and datasets with their parameters and defaults."""
+    """List methods, noise models, models and datasets with their parameters and defaults
+    (installed plugins included)."""
     from noiseproof.data import datasets
     from noiseproof.methods import methods
     from noiseproof.models import models
     from noiseproof.noise import noise_models
+    from noiseproof.plugins import load_entry_points
+
+    load_entry_points()
 
     tables = {"methods": methods, "noise": noise_models, "models": models, "datasets": datasets}
     chosen = {k: v.describe() for k, v in tables.items() if kind in (None, k)}
@@ -194,7 +238,8 @@ def list_components(kind: str | None, as_json: bool) -> None:
         for row in rows:
             level = getattr(tables[name].get(row["name"]), "level_field", "")
             sweep = f"  [sweep: {level}]" if level else ""
-            click.echo(f"  {row['name']}  - {row['summary']}{sweep}")
+            plugin = f"  [plugin: {row['plugin']}]" if row.get("plugin") else ""
+            click.echo(f"  {row['name']}  - {row['summary']}{sweep}{plugin}")
             for p in row["params"]:
                 default = "required" if p["required"] else f"default {p['default']!r}"
                 click.echo(f"      {p['name']} ({p['type']}, {default}) {p['help']}".rstrip())
@@ -203,6 +248,8 @@ def list_components(kind: str | None, as_json: bool) -> None:
 
 for _command in (attack.command, landscape.command, correct.command):
     cli.add_command(_command)
+for _command in cli.commands.values():  # -q, -v and --plugin after the command name too
+    global_options(_command)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,12 +17,14 @@ from noiseproof.data.base import DatasetSpec
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.attack import AttackConfig
 from noiseproof.evaluation.landscape import LandscapeConfig
+from noiseproof.filenames import level_name, safe_name
 from noiseproof.methods import Method, methods
 from noiseproof.models import models
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise import NoiseModel, noise_models
 from noiseproof.registry import describe_validation_error
 from noiseproof.training.config import TrainConfig
+from noiseproof.yamlio import deep_merge, load_yaml
 
 
 def _split_label(spec: Any) -> tuple[str | None, Any]:
@@ -60,11 +62,15 @@ class NoiseEntry(BaseModel):
         label, spec = _split_label(spec)
         levels = spec.pop("levels", None) if isinstance(spec, dict) else None
         model = noise_models.create(spec)
-        return cls(label=label or model.registered_name, model=model, levels=levels)
+        label = label or model.registered_name
+        if levels is not None:
+            levels = check_levels(levels, f"noise {label!r} levels")
+        return cls(label=label, model=model, levels=levels)
 
 
 def check_levels(levels: Any, where: str) -> tuple[float, ...]:
-    """Sweep levels must be a non-empty list of finite numbers >= 0."""
+    """Sweep levels must be a non-empty list of distinct finite numbers >= 0 whose job file
+    names (`filenames.level_name`) differ too: 0.1 and 0.1000001 would share one file."""
     if isinstance(levels, int | float):
         levels = [levels]
     if not isinstance(levels, list | tuple) or not levels:
@@ -76,6 +82,19 @@ def check_levels(levels: Any, where: str) -> tuple[float, ...]:
         if not math.isfinite(level) or level < 0:
             raise ValueError(f"{where}: {level!r} must be finite and >= 0")
         out.append(level)
+    named: dict[str, float] = {}
+    for level in out:
+        name = level_name(level)
+        if name not in named:
+            named[name] = level
+            continue
+        other = named[name]
+        if other == level:
+            raise ValueError(f"{where}: {level!r} is listed twice")
+        raise ValueError(
+            f"{where}: {other!r} and {level!r} both save as level '{level_name(level)}': "
+            "give levels that differ in the first 6 significant digits"
+        )
     return tuple(out)
 
 
@@ -89,12 +108,12 @@ class ExperimentConfig(BaseModel):
     methods: tuple[MethodEntry, ...] = Field(..., min_length=1)
     noise: tuple[NoiseEntry, ...] = Field(..., min_length=1)
     levels: tuple[float, ...]
-    transfers: int = Field(100, ge=1)
-    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    transfers: int = Field(100, ge=1, strict=True)
+    seeds: tuple[Annotated[int, Field(strict=True)], ...] = Field((0,), min_length=1)
     train: TrainConfig = TrainConfig()
     chip: ChipSelection = ChipSelection()
-    reliability_threshold: float = Field(0.95, gt=0, le=1)
-    eval_batch_size: int = Field(2000, ge=1)
+    reliability_threshold: float = Field(0.95, gt=0, le=1, strict=True)
+    eval_batch_size: int = Field(2000, ge=1, strict=True)
     attack: AttackConfig | None = None  # targeted attack per trained model (optional)
     landscape: LandscapeConfig | None = None  # loss landscape per trained model (optional)
 
@@ -128,7 +147,12 @@ class ExperimentConfig(BaseModel):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int) else value
+        value = [value] if isinstance(value, int) else value
+        if isinstance(value, list | tuple):
+            twice = sorted({s for s in value if isinstance(s, int) and list(value).count(s) > 1})
+            if twice:
+                raise ValueError(f"{twice[0]!r} is listed twice")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -141,6 +165,14 @@ class ExperimentConfig(BaseModel):
                 raise ValueError(
                     f"{kind} share the label {twice[0]!r}: give each a distinct 'label'"
                 )
+            files: dict[str, str] = {}
+            for label in labels:
+                other = files.setdefault(safe_name(label), label)
+                if other != label:
+                    raise ValueError(
+                        f"{kind} labels {other!r} and {label!r} both save as file name "
+                        f"{safe_name(label)!r}: give each a distinct 'label'"
+                    )
         for entry in self.noise:
             for level in self.levels_of(entry):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
@@ -201,7 +233,7 @@ class ExperimentConfig(BaseModel):
 def default_config() -> dict[str, Any]:
     """The built-in `noiseproof compare` configuration (presets/default.yaml) as a raw mapping."""
     text = resources.files("noiseproof").joinpath("presets/default.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -210,7 +242,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise NoiseproofError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NoiseproofError(
+            f"config file {path} is not UTF-8 text (byte {error.start}): is it a YAML file?"
+        ) from None
+    try:
+        raw = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -222,22 +260,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Set a dotted key from 'key.sub=value' (value parsed as YAML) in `raw`, in place."""
+    """Merge 'key.sub=value' (value parsed as YAML) into `raw` in place, by `deep_merge`: the
+    same rules as a config file, so `--set dataset.val_fraction=0.2` and a file holding
+    `dataset: {val_fraction: 0.2}` give the same config."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
         raise NoiseproofError(f"--set expects key=value, got {assignment!r}")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         raise NoiseproofError(f"--set {key}: value {text!r} is not valid YAML") from None
     parts = key.strip().split(".")
-    node = raw
-    for part in parts[:-1]:
-        child = node.get(part)
-        if isinstance(child, str):  # 'dataset: mnist' -> {'name': 'mnist'} before setting a field
-            child = {"name": child}
-        elif not isinstance(child, dict):
-            child = {}
-        node[part] = child
-        node = child
-    node[parts[-1]] = value
+    if not all(part.strip() for part in parts):
+        raise NoiseproofError(f"--set {key}: empty part in the dotted key")
+    for part in reversed(parts):
+        value = {part.strip(): value}
+    merged = deep_merge(raw, value)
+    raw.clear()
+    raw.update(merged)

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from noiseproof import plugins
 from noiseproof.errors import NoiseproofError
 
 T = TypeVar("T", bound=BaseModel)
@@ -22,7 +23,7 @@ def describe_validation_error(what: str, error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "value"
-        parts.append(f"{where}: {item['msg']}")
+        parts.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
     return f"{what}: " + "; ".join(parts)
 
 
@@ -49,21 +50,29 @@ class Registry(Generic[T]):
         self._classes: dict[str, type[T]] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
-        """Class decorator adding `cls` under `name`; the class's `name` attribute is set too."""
+        """Class decorator adding `cls` under `name`; the class's `registered_name` is set, and
+        `registered_plugin`: the plugin module registering it (None when built in)."""
 
         def add(cls: type[T]) -> type[T]:
             if name in self._classes:
                 raise ValueError(f"{self.kind} '{name}' registered twice")
             cls.registered_name = name
+            cls.registered_plugin = plugins.provider(cls)
+            plugins.record(self.kind, name, cls.registered_plugin)
             self._classes[name] = cls
             return cls
 
         return add
 
     def names(self) -> list[str]:
+        """The registered names, sorted (installed plugins not loaded yet are not listed)."""
         return sorted(self._classes)
 
     def get(self, name: str) -> type[T]:
+        """The class registered as `name`; on a miss, installed plugins are loaded and looked
+        up again; NoiseproofError listing the known names if it is still missing."""
+        if name not in self._classes:
+            plugins.load_entry_points()
         try:
             return self._classes[name]
         except KeyError:
@@ -105,5 +114,12 @@ class Registry(Generic[T]):
                     }
                 )
             doc = (cls.__doc__ or "").strip().splitlines()
-            rows.append({"name": name, "summary": doc[0] if doc else "", "params": params})
+            rows.append(
+                {
+                    "name": name,
+                    "summary": doc[0] if doc else "",
+                    "params": params,
+                    "plugin": getattr(cls, "registered_plugin", None),
+                }
+            )
         return rows

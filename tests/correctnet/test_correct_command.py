@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from noiseproof.cli import cli
-from noiseproof.correctnet.compensation import Compensated
 from noiseproof.experiments.jobs import model_from_checkpoint
+from noiseproof.methods.correctnet.compensation import Compensated
 from noiseproof.training.checkpoints import load_checkpoint
 
 CONFIG = {
@@ -67,11 +67,15 @@ def test_correct_trains_places_and_reports(tmp_path, config_file):
     assert results["correct"]["placement"]["episodes"] == 4
     # the base checkpoint loads; a compensated checkpoint holds base.* and comp.* weights
     state, meta = load_checkpoint(out / "model.pt")
-    model = model_from_checkpoint(state, meta)
+    model_from_checkpoint(state, meta)
     comp_state, comp_meta = load_checkpoint(out / "compensated-greedy.pt")
-    layers = comp_meta["compensation"]["layers"]
-    wrapped = Compensated(model, layers, (64,))
-    wrapped.load_state_dict(comp_state)
+    assert comp_meta["method"]["name"] == "correctnet"
+    assert comp_meta["method"]["base"] == meta["method"]
+    wrapped = model_from_checkpoint(comp_state, comp_meta)  # rebuilt by the method's restore
+    assert isinstance(wrapped, Compensated)
+    assert (
+        wrapped.layers == comp_meta["finish"]["layers"] == results["placements"]["greedy"]["layers"]
+    )
     assert torch.equal(state["1.weight"], comp_state["base.1.weight"])
     assert wrapped(torch.zeros(2, 64)).shape == (2, 10)
 

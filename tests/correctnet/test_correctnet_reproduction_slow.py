@@ -9,10 +9,11 @@ both searches chose the last layer only and gained 0.65 points).
 import pytest
 
 from noiseproof.chip import ChipSelection
-from noiseproof.correctnet.pipeline import CorrectConfig, correct
 from noiseproof.data import datasets
 from noiseproof.experiments.jobs import train_job
 from noiseproof.methods import methods
+from noiseproof.methods.correctnet.pipeline import correct
+from noiseproof.methods.correctnet.settings import CorrectConfig
 from noiseproof.models import models
 from noiseproof.noise import noise_models
 from noiseproof.training.config import TrainConfig

@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from noiseproof.correctnet.pipeline import CorrectConfig, PlacementEvaluator, search
-from noiseproof.correctnet.placement import (
+from noiseproof.data.base import Dataset
+from noiseproof.errors import NoiseproofError
+from noiseproof.methods.correctnet.placement import (
     CachedReward,
     exhaustive_search,
     greedy_search,
     reinforce_search,
 )
-from noiseproof.data.base import Dataset
-from noiseproof.errors import NoiseproofError
+from noiseproof.methods.correctnet.search import PlacementEvaluator, search
+from noiseproof.methods.correctnet.settings import CorrectConfig
 from noiseproof.noise import noise_models
 
 

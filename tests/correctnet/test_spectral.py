@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from noiseproof.correctnet.spectral import SpectralNormEstimator, operator_norm
 from noiseproof.errors import NoiseproofError
+from noiseproof.methods.spectral import SpectralNormEstimator, operator_norm
 from reference.conv_operator import conv_matrix, conv_operator_norm
 
 

@@ -12,7 +12,17 @@ import noiseproof.atomic as atomic_module
 from noiseproof.errors import NoiseproofError
 from noiseproof.training.checkpoints import FORMAT, load_checkpoint, save_checkpoint
 
-META = {"method": {"name": "standard"}, "epoch": 3, "accuracy": 0.91, "tags": ["a", None]}
+META = {
+    "model": {"name": "mlp", "hidden": [4]},
+    "method": {"name": "standard"},
+    "dataset": "digits",
+    "input_shape": [3],
+    "num_outputs": 4,
+    "chip": {},
+    "epoch": 3,
+    "accuracy": 0.91,
+    "tags": ["a", None],
+}
 
 
 def state() -> dict[str, torch.Tensor]:
@@ -54,7 +64,7 @@ def test_round_trip_of_a_models_state_dict(tmp_path):
     x = torch.randn(5, 3)
     save_checkpoint(tmp_path / "m.pt", model.state_dict(), {})
     twin = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
-    twin.load_state_dict(load_checkpoint(tmp_path / "m.pt")[0])
+    twin.load_state_dict(load_checkpoint(tmp_path / "m.pt", trained=False)[0])
     assert torch.equal(twin(x), model(x))
 
 
@@ -62,7 +72,7 @@ def test_views_and_tensors_needing_grad_are_saved_as_plain_values(tmp_path):
     base = torch.arange(12.0).reshape(3, 4)
     weights = {"t": base.t(), "row": base[1], "p": nn.Parameter(torch.ones(2))}
     save_checkpoint(tmp_path / "v.pt", weights, {})
-    loaded, _ = load_checkpoint(tmp_path / "v.pt")
+    loaded, _ = load_checkpoint(tmp_path / "v.pt", trained=False)
     assert torch.equal(loaded["t"], base.t())
     assert loaded["row"].shape == (4,) and torch.equal(loaded["row"], base[1])
     assert not loaded["p"].requires_grad

@@ -304,7 +304,7 @@ def test_dropout_hooks_are_removed_when_training_fails(monkeypatch):
     with pytest.raises(RuntimeError, match="validation broke"):
         run({"name": "dropout"}, model=model)
     assert set(pre_hook_counts(model).values()) == {0}
-    assert not model.training
+    assert model.training  # every module's mode as it was before training (a fresh model: train)
 
 
 def attached_forward(p: float, seed: int, x: torch.Tensor, model: nn.Module):

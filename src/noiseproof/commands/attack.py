@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
+from noiseproof import logs
 from noiseproof.commands.options import numbers
+from noiseproof.outputs import locks_output
 
 
 def load_trained(
@@ -25,25 +27,32 @@ def load_trained(
 
     The dataset is the first checkpoint's (or `dataset`), limited to `max_test` test examples;
     labels are the checkpoints' method labels (made unique with the file name if they repeat).
+    Every checkpoint must fit the data's input shape and output count (checked before any
+    forward pass).
     """
     from noiseproof.chip import ChipSelection
+    from noiseproof.commands.from_checkpoint import checkpoint_label
     from noiseproof.data import datasets
     from noiseproof.experiments.jobs import model_from_checkpoint
-    from noiseproof.training.checkpoints import load_checkpoint
+    from noiseproof.registry import validated
+    from noiseproof.training.checkpoints import check_fits, load_checkpoint
 
     loaded = []
     for path in checkpoints:
         state, meta = load_checkpoint(path)
-        label = meta.get("label", meta["method"]["name"])
+        label = checkpoint_label(meta)
         if any(label == other for other, _, _ in loaded):
             label = f"{label} ({Path(path).stem})"
-        meta["selection"] = ChipSelection(**meta["chip"])
+        meta["selection"] = validated(ChipSelection, f"checkpoint {path} chip", **meta["chip"])
         loaded.append((label, model_from_checkpoint(state, meta), meta))
     spec = loaded[0][2]["dataset"] if dataset is None else {"name": dataset}
     spec = dict(spec) if isinstance(spec, dict) else {"name": spec}
     if max_test is not None:
         spec["max_test"] = max_test
-    return loaded, datasets.create(spec).load()
+    data = datasets.create(spec).load()
+    for path, (_, _, meta) in zip(checkpoints, loaded, strict=True):
+        check_fits(meta, data.input_shape, data.num_outputs, path)
+    return loaded, data
 
 
 def records_csv(records: list[dict[str, Any]]) -> str:
@@ -91,6 +100,7 @@ def records_csv(records: list[dict[str, Any]]) -> str:
 @click.option(
     "--out", type=click.Path(), default="runs/attack", show_default=True, help="Output folder."
 )
+@locks_output("out")
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Targeted parameter attack vs random mismatch of the same relative size, per checkpoint."""
 
@@ -137,4 +147,4 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     attack_plot(records, out / "attack.png")
     header, rows = attack_rows(records)
     click.echo(text_table(header, rows))
-    click.echo(f"\nwrote {out}/attack.json, attack.csv, attack.png")
+    logs.info(f"\nwrote {out}/attack.json, attack.csv, attack.png")

@@ -7,7 +7,10 @@
    compensation under noise with the original weights frozen, and evaluate it on the same chips.
 
 The YAML config is an experiment config (as for `compare`) plus an optional `correct:` section
-(noiseproof.correctnet.pipeline.CorrectConfig); `--set correct.placement.cost_weight=0.5` works.
+(noiseproof.methods.correctnet.settings.CorrectConfig); `--set correct.placement.cost_weight=0.5`
+works. Each compensated checkpoint records the `correctnet` method that deploys it (the base
+method, noise, level and settings) and its layers, so `evaluate`, `attack` and `landscape`
+rebuild it through `Method.restore`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from typing import Any
 
 import click
 
+from noiseproof import logs
 from noiseproof.commands.options import build_config, common_options, numbers, split_list
 from noiseproof.errors import NoiseproofError
+from noiseproof.outputs import locks_output
 
 
 @click.command(name="correct")
@@ -36,6 +41,7 @@ from noiseproof.errors import NoiseproofError
 @click.option(
     "--out", type=click.Path(), default="runs/correct", show_default=True, help="Output folder."
 )
+@locks_output("out")
 def command(**opts: Any) -> None:
     """CorrectNet: Lipschitz-regularised training, then learned error compensation.
 
@@ -45,8 +51,10 @@ def command(**opts: Any) -> None:
     overhead. Writes results.json, the base checkpoint and one checkpoint per placement.
     """
     from noiseproof.atomic import write_json_atomic
-    from noiseproof.correctnet.pipeline import check_layers, correct, split_config
     from noiseproof.experiments.jobs import model_from_checkpoint, train_and_save
+    from noiseproof.methods.correctnet.compensation import Compensated
+    from noiseproof.methods.correctnet.layers import check_layers
+    from noiseproof.methods.correctnet.pipeline import correct
     from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 
     raw, assignments, settings = split_config(opts["config_file"], opts["assignments"])
@@ -83,15 +91,15 @@ def command(**opts: Any) -> None:
     data = config.dataset.load()
     layers = split_list(opts["layers"])
     if layers is not None and not opts["checkpoint"]:  # refuse before training, not after
-        check_layers(config.model.build(data.input_shape, data.num_outputs), layers)
+        check_layers(config.model.create(data.input_shape, data.num_outputs), layers)
     if opts["checkpoint"]:
         state, meta = load_checkpoint(opts["checkpoint"])
-        if "compensation" in meta:
+        model = model_from_checkpoint(state, meta)
+        if isinstance(model, Compensated):
             raise NoiseproofError(
                 f"{opts['checkpoint']} is already compensated: give the base model's checkpoint"
             )
-        model = model_from_checkpoint(state, meta)
-        click.echo(f"loaded {opts['checkpoint']} ({meta.get('label', meta['method']['name'])})")
+        logs.info(f"loaded {opts['checkpoint']} ({meta.get('label', meta['method']['name'])})")
     else:
         if len(config.methods) != 1:
             raise NoiseproofError("correct trains one method: use --method (e.g. lipschitz)")
@@ -103,7 +111,7 @@ def command(**opts: Any) -> None:
             noise=noise,
             seed=seed,
             progress=not opts["no_progress"],
-            log=click.echo,
+            log=logs.info,
         )
     if layers is not None:
         check_layers(model, layers)
@@ -128,7 +136,55 @@ def command(**opts: Any) -> None:
         save_checkpoint(
             out / f"compensated-{label}.pt",
             wrapped.state_dict(),
-            {**meta, "compensation": {"layers": wrapped.layers, **results["correct"]}},
+            compensated_meta(meta, label, results["placements"][label], noise, settings),
         )
     write_json_atomic(out / "results.json", results)
-    click.echo(f"wrote {out / 'results.json'}")
+    logs.info(f"wrote {out / 'results.json'}")
+
+
+def split_config(
+    config_file: str | None, assignments: tuple[str, ...]
+) -> tuple[dict[str, Any], tuple[str, ...], Any]:
+    """Default <- YAML (deep merge); its 'correct' section (and --set correct.* items) split off.
+
+    Returns (raw experiment config, the other --set assignments, validated CorrectConfig).
+    """
+    from noiseproof.config import apply_override, default_config, read_yaml
+    from noiseproof.methods.correctnet.settings import CorrectConfig
+    from noiseproof.registry import validated
+    from noiseproof.yamlio import deep_merge
+
+    raw = default_config()
+    if config_file:
+        raw = deep_merge(raw, read_yaml(config_file))
+    section = {"correct": raw.pop("correct", None) or {}}
+    rest = []
+    for assignment in assignments:
+        if assignment.strip().startswith("correct."):
+            apply_override(section, assignment)
+        else:
+            rest.append(assignment)
+    if not isinstance(section["correct"], dict):
+        raise NoiseproofError("config: 'correct' must be a mapping of settings")
+    settings = validated(CorrectConfig, "config correct", **section["correct"])
+    return raw, tuple(rest), settings
+
+
+def compensated_meta(
+    meta: dict[str, Any], label: str, placement: dict[str, Any], noise: Any, settings: Any
+) -> dict[str, Any]:
+    """The base model's checkpoint metadata, as the `correctnet` method that deploys this
+    compensation would have written it: its spec (base method, noise, level, strategy or
+    given layers, settings) and the finish record `restore` rebuilds the wrapper from."""
+    given = label == "given"
+    method = {
+        "name": "correctnet",
+        "base": meta["method"],
+        "noise": noise.spec(),
+        "level": noise.level,
+        "strategy": "rl" if given else label,
+        "layers": placement["layers"] if given else None,
+        "correct": settings.model_dump(mode="json"),
+    }
+    finish = {key: placement[key] for key in ("strategy", "layers", "overhead", "training")}
+    return {**meta, "method": method, "finish": {**finish, "noise": noise.spec()}}

@@ -12,7 +12,9 @@ from typing import Any
 
 import click
 
+from noiseproof import logs
 from noiseproof.commands.options import numbers
+from noiseproof.outputs import locks_output
 
 
 @click.command(name="landscape")
@@ -28,6 +30,7 @@ from noiseproof.commands.options import numbers
 @click.option(
     "--out", type=click.Path(), default="runs/landscape", show_default=True, help="Output folder."
 )
+@locks_output("out")
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Loss landscape along random directions: one plot comparing methods, flatness per method."""
 
@@ -76,4 +79,4 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     write_text_atomic(out / "flatness.csv", "\n".join(",".join(r) for r in [header, *rows]) + "\n")
     landscape_plot(curves, out / "landscape.png")
     click.echo(text_table(header, rows))
-    click.echo(f"\nwrote {out}/landscape.json, flatness.csv, landscape.png")
+    logs.info(f"\nwrote {out}/landscape.json, flatness.csv, landscape.png")

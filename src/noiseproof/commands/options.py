@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from noiseproof.config import ExperimentConfig, apply_override, default_config, read_yaml
 from noiseproof.errors import NoiseproofError
+
+if TYPE_CHECKING:  # the config module imports torch: only commands that run import it
+    from noiseproof.config import ExperimentConfig
 
 
 class OneLineErrors(click.Group):
@@ -55,17 +57,22 @@ def build_config(
     assignments: tuple[str, ...],
     base: dict[str, Any] | None = None,
 ) -> ExperimentConfig:
-    """Default (or `base`) <- YAML file <- command-line options <- --set key=value, validated."""
-    raw = base if base is not None else default_config()
+    """Default (or `base`) <- YAML file <- command-line options <- --set key=value, validated.
+
+    Every layer merges over the one before by `noiseproof.yamlio.deep_merge` (the file, the
+    options and each --set alike): `dataset: {val_fraction: 0.2}` in a file keeps the default
+    dataset's name; `--dataset digits` over an mnist mapping gives a plain digits dataset.
+    """
+    from noiseproof.config import ExperimentConfig, apply_override, default_config, read_yaml
+    from noiseproof.yamlio import deep_merge
+
+    raw = dict(base) if base is not None else default_config()
     if config_file:
-        raw = {**raw, **read_yaml(config_file)}
+        raw = deep_merge(raw, read_yaml(config_file))
     for key, value in overrides.items():
         if value is None:
             continue
-        if key == "epochs":
-            raw["train"] = {**raw.get("train", {}), "epochs": value}
-        else:
-            raw[key] = value
+        raw = deep_merge(raw, {"train": {"epochs": value}} if key == "epochs" else {key: value})
     for assignment in assignments:
         apply_override(raw, assignment)
     return ExperimentConfig.parse(raw)
@@ -92,3 +99,96 @@ def common_options(func: Any) -> Any:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+VERBOSITY = "noiseproof.verbosity"
+"""Key of the chosen verbosity in the root click context's `meta`."""
+
+
+def set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Callback of -q/--quiet and -v/--verbose (on the group and on each command): configure
+    logging once per run, then change it only for a flag given; -q with -v is refused."""
+    from noiseproof import logs
+
+    root = ctx.find_root()
+    wanted = (-1 if param.name == "quiet" else 1) if value else 0
+    current = root.meta.get(VERBOSITY)
+    if current is None:
+        root.call_on_close(logs.configure(wanted))
+    elif not value or wanted == current:
+        return
+    elif current != 0:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    else:
+        logs.configure(wanted)
+    root.meta[VERBOSITY] = wanted
+
+
+def load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    """Callback of --plugin: import each plugin module now, one error line if one fails."""
+    from noiseproof.plugins import load_plugin
+
+    for module in value:
+        try:
+            load_plugin(module)
+        except NoiseproofError as error:
+            raise UserError(str(error)) from None
+
+
+def global_options(func: Any) -> Any:
+    """-q/--quiet, -v/--verbose and --plugin: on the group and on every command, so they work
+    before or after the command name."""
+    options = [
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            is_eager=True,
+            expose_value=False,
+            callback=set_verbosity,
+            help="Only warnings and errors: no progress, no info lines.",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            is_eager=True,
+            expose_value=False,
+            callback=set_verbosity,
+            help="Debug messages too.",
+        ),
+        click.option(
+            "--plugin",
+            "plugins",
+            multiple=True,
+            metavar="MODULE",
+            expose_value=False,
+            callback=load_plugins,
+            help="Import this module first: it registers models, noise models, methods or "
+            "datasets (repeatable). Installed plugin packages load by themselves.",
+        ),
+    ]
+    # a function collects decorators in reverse; a built Command appends them in order
+    for option in options if isinstance(func, click.Command) else reversed(options):
+        func = option(func)
+    return func
+
+
+def log_option(func: Any) -> Any:
+    """--log csv,tensorboard: the per-epoch training loggers (noiseproof.training.callbacks)."""
+    return click.option(
+        "--log",
+        "loggers",
+        multiple=True,
+        metavar="NAME[,NAME]",
+        help="Log every training epoch: csv, tensorboard (comma list or repeated); "
+        "written under the output folder's logs/.",
+    )(func)
+
+
+def logger_names(values: tuple[str, ...]) -> list[str]:
+    """The --log values as a list of known logger names (NoiseproofError on an unknown one,
+    or on 'tensorboard' without the tensorboard package), checked before anything runs."""
+    from noiseproof.training.callbacks import check_logger_names
+
+    return check_logger_names([name for value in values for name in split_list(value) or []])

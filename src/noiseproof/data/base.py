@@ -4,37 +4,154 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import default_collate
 
+from noiseproof.inputs import Inputs, check_inputs, count, shapes, take
 from noiseproof.registry import Registry
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train / validation / test tensors: x float32 [N, *input_shape], y int64 [N] class indices."""
+    """Train / validation / test splits: inputs x (a float tensor [N, *input_shape], or a tuple or
+    dict of tensors [N, ...] that reach the model's forward as positional or keyword arguments)
+    and class indices y (int64 [N]). Checked at construction: types, matching lengths, labels in
+    [0, num_classes), every floating-point input finite; a problem is a ValueError/TypeError
+    naming the split.
+    """
 
     name: str
-    x_train: Tensor
+    x_train: Inputs
     y_train: Tensor
-    x_val: Tensor
+    x_val: Inputs
     y_val: Tensor
-    x_test: Tensor
+    x_test: Inputs
     y_test: Tensor
     num_classes: int
     one_logit: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
+            raise TypeError(f"num_classes must be an int, got {self.num_classes!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if self.one_logit and self.num_classes != 2:
+            raise ValueError("one_logit needs num_classes == 2 (a binary task)")
+        for split in ("train", "val", "test"):
+            x = check_inputs(getattr(self, f"x_{split}"), f"x_{split}")
+            object.__setattr__(self, f"x_{split}", x)
+            y = getattr(self, f"y_{split}")
+            if not isinstance(y, Tensor) or y.dim() != 1 or y.is_floating_point():
+                raise TypeError(f"y_{split} must be a 1-d integer tensor of class indices")
+            if len(y) != count(x):
+                raise ValueError(
+                    f"x_{split} and y_{split} differ in length ({count(x)} vs {len(y)})"
+                )
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ValueError(f"y_{split} holds labels outside [0, {self.num_classes})")
+            object.__setattr__(self, f"y_{split}", y.long())
+        if not len(self.y_train) or not len(self.y_test):
+            raise ValueError("a dataset needs at least one train and one test example")
+
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+    def input_shape(self) -> Any:
+        """Per-example input shape (a tuple/dict of shapes for several inputs)."""
+        return shapes(self.x_train)
 
     @property
     def num_outputs(self) -> int:
         """Logits the model must produce: 1 for a binary task with one logit, else num_classes."""
         return 1 if self.one_logit else self.num_classes
+
+    def example(self, n: int = 1) -> Inputs:
+        """The first `n` training inputs, e.g. for a probing forward pass."""
+        return take(self.x_train, slice(0, n))
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x_train: Any,
+        y_train: Tensor,
+        x_test: Any,
+        y_test: Tensor,
+        *,
+        x_val: Any = None,
+        y_val: Tensor | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        num_classes: int | None = None,
+        name: str = "tensors",
+    ) -> Dataset:
+        """A Dataset from in-memory tensors (inputs may be tuples or dicts of tensors).
+
+        Without (x_val, y_val), `val_fraction` of the training examples is held out by a seeded
+        shuffle (`split_seed`). num_classes defaults to max(label) + 1 over all splits.
+        """
+        if (x_val is None) != (y_val is None):
+            raise ValueError("x_val and y_val come together (give both or neither)")
+        if isinstance(val_fraction, bool) or not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        for split, y in (("y_train", y_train), ("y_test", y_test)):
+            if not isinstance(y, Tensor) or y.dim() != 1 or y.is_floating_point():
+                raise TypeError(f"{split} must be a 1-d integer tensor of class indices")
+        x_train = check_inputs(x_train, "x_train")
+        if x_val is None:
+            if len(y_train) != count(x_train):
+                raise ValueError(
+                    f"x_train and y_train differ in length ({count(x_train)} vs {len(y_train)})"
+                )
+            x_train, y_train, x_val, y_val = split_train_val(
+                x_train, y_train, val_fraction, split_seed
+            )
+        if num_classes is None:
+            num_classes = max(2, *(int(y.max()) + 1 for y in (y_train, y_val, y_test) if len(y)))
+        return cls(name, x_train, y_train, x_val, y_val, x_test, y_test, num_classes)
+
+    @classmethod
+    def from_torch(
+        cls,
+        train: TorchDataset,
+        test: TorchDataset,
+        *,
+        val: TorchDataset | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        num_classes: int | None = None,
+        name: str = "torch",
+    ) -> Dataset:
+        """A Dataset from torch.utils.data datasets yielding (inputs, label) pairs, collated
+        into memory (inputs may be tuples or dicts of tensors; labels ints or 0-d tensors)."""
+
+        def collated(dataset: Any, split: str) -> tuple[Inputs, Tensor]:
+            if not isinstance(dataset, TorchDataset) and not hasattr(dataset, "__getitem__"):
+                raise TypeError(f"{split} must be a torch Dataset, got {type(dataset).__name__}")
+            items = [dataset[i] for i in range(len(dataset))]
+            if not items or not all(isinstance(it, tuple | list) and len(it) == 2 for it in items):
+                raise ValueError(f"{split} must yield (inputs, label) pairs")
+            x, y = default_collate(items)
+            x = tuple(x) if isinstance(x, list) else x
+            return x, torch.as_tensor(y).long()
+
+        x_train, y_train = collated(train, "train")
+        x_test, y_test = collated(test, "test")
+        x_val, y_val = collated(val, "val") if val is not None else (None, None)
+        return cls.from_tensors(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            x_val=x_val,
+            y_val=y_val,
+            val_fraction=val_fraction,
+            split_seed=split_seed,
+            num_classes=num_classes,
+            name=name,
+        )
 
 
 class DatasetSpec(BaseModel):
@@ -60,10 +177,10 @@ datasets: Registry[DatasetSpec] = Registry("dataset")
 
 
 def split_train_val(
-    x: Tensor, y: Tensor, val_fraction: float, seed: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x: Inputs, y: Tensor, val_fraction: float, seed: int
+) -> tuple[Inputs, Tensor, Inputs, Tensor]:
     """Shuffle with a seeded generator and hold out `val_fraction` of (x, y) as validation."""
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(len(x) * val_fraction))
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(len(y) * val_fraction))
     val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], x[val], y[val]
+    return take(x, train), y[train], take(x, val), y[val]

@@ -18,7 +18,6 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.datasets import load_digits, make_moons
 from torch import Tensor
 
 from noiseproof.data.base import Dataset, DatasetSpec, datasets, split_train_val
@@ -80,17 +79,20 @@ def finish(
     x_train, y_train, x_val, y_val = split_train_val(
         x_train, y_train, spec.val_fraction, spec.split_seed
     )
-    return Dataset(
-        name=spec.registered_name,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test[: spec.max_test],
-        y_test=y_test[: spec.max_test],
-        num_classes=num_classes,
-        one_logit=one_logit,
-    )
+    try:  # the container's checks (e.g. values that overflow float32) as one line
+        return Dataset(
+            name=spec.registered_name,
+            x_train=x_train,
+            y_train=y_train,
+            x_val=x_val,
+            y_val=y_val,
+            x_test=x_test[: spec.max_test],
+            y_test=y_test[: spec.max_test],
+            num_classes=num_classes,
+            one_logit=one_logit,
+        )
+    except (ValueError, TypeError) as error:
+        raise NoiseproofError(f"dataset '{spec.registered_name}': {error}") from None
 
 
 def rescaled(data: Dataset, shift: Tensor, scale: Tensor) -> Dataset:
@@ -130,6 +132,8 @@ class Moons(DatasetSpec):
 
     def load(self) -> Dataset:
         """Generate the points, split them in order, then scale by the train split's min/max."""
+        from sklearn.datasets import make_moons  # here: scikit-learn takes ~1 s to import
+
         total = self.n_train + self.n_val + self.n_test
         points, labels = make_moons(n_samples=total, noise=self.noise, random_state=self.seed)
         x, y = to_tensors(points, labels)
@@ -161,6 +165,8 @@ class Digits(DatasetSpec):
 
     def load(self) -> Dataset:
         """Images [N, 1, 8, 8] divided by 16, with a seeded train/test split."""
+        from sklearn.datasets import load_digits  # here: scikit-learn takes ~1 s to import
+
         digits = load_digits()
         with dataset_errors(self.registered_name):
             arrays = holdout(digits.images[:, None], digits.target, self.test_fraction, self.seed)
@@ -290,7 +296,7 @@ class NpzFiles(DatasetSpec):
     train: str = Field(..., description="train .npz file with arrays x and y")
     test: str | None = Field(None, description="test .npz file; None holds out test_fraction")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="test share when test is None")
-    num_classes: int | None = Field(None, ge=1, description="classes; None = max label + 1")
+    num_classes: int | None = Field(None, ge=2, description="classes; None = max label + 1")
     one_logit: bool = Field(False, description="one logit (sigmoid) for a two-class task")
 
     def load(self) -> Dataset:
@@ -298,6 +304,8 @@ class NpzFiles(DatasetSpec):
         with dataset_errors(self.registered_name):
             arrays = read_npz_split(self.train, self.test, self.test_fraction, self.split_seed)
             num_classes = class_count(arrays[1], arrays[3], self.num_classes)
+            if num_classes < 2:
+                raise NoiseproofError("the labels hold a single class (0): a task needs >= 2")
             if self.one_logit and num_classes != 2:
                 raise NoiseproofError(f"one_logit needs 2 classes, got {num_classes}")
         return finish(self, arrays, num_classes, self.one_logit)

@@ -116,6 +116,8 @@ def read_idx_dir(root: str | Path) -> Arrays:
     root = existing_dir(root)
     paths = [find_idx_file(root, stem) for stem in IDX_FILES]
     x_train, y_train, x_test, y_test = (read_idx(path) for path in paths)
+    check_finite(paths[0], "images", x_train)
+    check_finite(paths[2], "images", x_test)
     check_pair(paths[0], x_train, paths[1], y_train)
     check_pair(paths[2], x_test, paths[3], y_test)
     if x_train.shape[1:] != x_test.shape[1:]:
@@ -263,10 +265,23 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return check_npz(path, x, y)
 
 
+def check_finite(path: Path, name: str, values: np.ndarray) -> None:
+    """Fail unless every value of a numeric array is finite (no NaN, no +-inf), naming where."""
+    if np.issubdtype(values.dtype, np.inexact) and not np.all(np.isfinite(values)):
+        bad = np.argwhere(~np.isfinite(values))
+        count, first = len(bad), tuple(int(i) for i in bad[0])
+        raise fail(path, f"{name} holds {count} non-finite value(s) (NaN or inf), first at {first}")
+
+
 def check_npz(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate an .npz pair: numeric x [N, ...], non-negative whole-number labels y [N]."""
+    """Validate an .npz pair: numeric finite x [N, ...] with N >= 1, whole-number labels y [N]."""
     if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise fail(path, f"'x' must be numeric with shape [N, ...], got {x.dtype} {x.shape}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise fail(path, f"'x' must be real numbers, got {x.dtype}")
+    if len(x) == 0 or x[0].size == 0:
+        raise fail(path, f"'x' holds no data (shape {x.shape})")
+    check_finite(path, "'x'", x)
     if y.ndim != 1 or len(y) != len(x):
         raise fail(path, f"'y' must have shape [{len(x)}] to match 'x', got {y.shape}")
     if not is_integral(y) or (len(y) and y.min() < 0):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,24 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
-from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
+from noiseproof.bounds import relative_box_point
+from noiseproof.chip import (
+    ChipSelection,
+    Params,
+    chip_params,
+    detached,
+    forward,
+    split_buffers,
+)
+from noiseproof.evaluation.arguments import check_evaluation_arguments
 from noiseproof.evaluation.clean import predictions
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
-from noiseproof.methods.adversarial import relative_box_point
+from noiseproof.inputs import Inputs, split, take
+from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
 from noiseproof.noise.gaussian import RelativeGaussian
+from noiseproof.plotting import pyplot, save_figure
 from noiseproof.seeding import generator as make_generator
 from noiseproof.tasks import task_loss
 
@@ -66,27 +78,38 @@ class AttackConfig(BaseModel):
 
 
 def mean_task_loss(
-    model: nn.Module, params: Params, x: Tensor, y: Tensor, batch_size: int
-) -> Tensor:
-    """Mean task loss over (x, y), evaluated in chunks; differentiable w.r.t. `params`.
+    model: nn.Module,
+    params: Params,
+    x: Inputs,
+    y: Tensor,
+    batch_size: int,
+    wrt: Sequence[Tensor] = (),
+) -> tuple[Tensor, list[Tensor | None]]:
+    """Mean task loss over (x, y), evaluated in chunks, and its gradient w.r.t. the tensors
+    `wrt` (None for one the loss does not depend on).
 
-    Each chunk's loss is back-propagated as soon as it is computed when params require grad
-    (so memory holds one chunk's graph); the graph that built `params` is shared by every chunk,
-    so it is retained. The returned value is detached.
+    Each chunk's gradient is taken as soon as its loss is computed (so memory holds one chunk's
+    graph) with torch.autograd.grad, which writes no `.grad` anywhere: the model's own
+    parameters are left as they were. The returned loss is detached.
     """
     total = torch.zeros((), dtype=torch.float64)
-    for xs, ys in zip(x.split(batch_size), y.split(batch_size), strict=True):
+    grads: list[Tensor | None] = [None] * len(wrt)
+    for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
         loss = task_loss(forward(model, params, xs), ys) * (len(ys) / len(y))
-        if loss.requires_grad:
-            loss.backward(retain_graph=True)
+        if wrt:
+            parts = torch.autograd.grad(loss, list(wrt), retain_graph=True, allow_unused=True)
+            grads = [
+                g if p is None else p if g is None else g + p
+                for g, p in zip(grads, parts, strict=True)
+            ]
         total += float(loss.detach())
-    return total
+    return total, grads
 
 
 def attack_parameters(
     model: nn.Module,
     params: Params,
-    x: Tensor,
+    x: Inputs,
     y: Tensor,
     zeta: float,
     generator: torch.Generator,
@@ -110,30 +133,24 @@ def attack_parameters(
         name: (initial_std * standard_normal(t, generator)).clamp_(-zeta, zeta)
         for name, t in theta.items()
     }
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for _ in range(n_steps):
-            for r in offset.values():
-                r.grad = None
-                r.requires_grad_(True)
-            mean_task_loss(model, relative_box_point(theta, offset), x, y, batch_size)
+            leaves = [r.requires_grad_(True) for r in offset.values()]
+            point = relative_box_point(theta, offset)
+            _, grads = mean_task_loss(model, point, x, y, batch_size, wrt=leaves)
             with torch.no_grad():
-                for name, r in list(offset.items()):
-                    grad = r.grad
+                for (name, r), grad in zip(list(offset.items()), grads, strict=True):
                     r = r.detach()
                     if grad is not None:
                         r.add_(torch.sign(grad), alpha=zeta / n_steps).clamp_(-zeta, zeta)
                     offset[name] = r
-    finally:
-        model.train(was_training)
     with torch.no_grad():
         return relative_box_point(theta, offset)
 
 
 def targeted_attack(
     model: nn.Module,
-    x: Tensor,
+    x: Inputs,
     y: Tensor,
     config: AttackConfig | None = None,
     *,
@@ -146,19 +163,24 @@ def targeted_attack(
     Record keys: zeta, n_steps, examples (used by the attack), clean_accuracy,
     attacked_accuracy, clean_loss, attacked_loss (mean task loss on the evaluation set),
     random_accuracy (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
-    Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta).
+    Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta). The
+    attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
     """
+    check_evaluation_arguments(model, x, y, "x", "y")
+    if config is not None and not isinstance(config, AttackConfig):
+        raise TypeError(f"config must be an AttackConfig or None, got {type(config).__name__}")
     config = config or AttackConfig()
     clean = detached(params if params is not None else chip_params(model, selection))
+    weights, on_chip_buffers = split_buffers(model, clean)
     n = len(y) if config.examples is None else min(config.examples, len(y))
     clean_pred = predictions(model, x, config.batch_size, clean)
     records = []
     for zeta in config.zetas:
         started = time.perf_counter()
-        attacked = attack_parameters(
+        attacked = on_chip_buffers | attack_parameters(
             model,
-            clean,
-            x[:n],
+            weights,
+            take(x, slice(0, n)),
             y[:n],
             zeta,
             make_generator(seed, "attack", zeta),
@@ -177,14 +199,9 @@ def targeted_attack(
             params=clean,
             batch_size=config.batch_size,
         )
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            try:
-                clean_loss = mean_task_loss(model, clean, x, y, config.batch_size)
-                attacked_loss = mean_task_loss(model, attacked, x, y, config.batch_size)
-            finally:
-                model.train(was_training)
+        with torch.no_grad(), evaluating(model):
+            clean_loss, _ = mean_task_loss(model, clean, x, y, config.batch_size)
+            attacked_loss, _ = mean_task_loss(model, attacked, x, y, config.batch_size)
         records.append(
             {
                 "zeta": zeta,
@@ -204,8 +221,7 @@ def targeted_attack(
 
 def attack_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Accuracy (%) vs zeta per method: targeted attack (solid) and random mismatch (dashed)."""
-    from noiseproof.experiments.plots import plt, save_figure
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     methods = list(dict.fromkeys(r["method"] for r in records))
     for method in methods:

@@ -22,7 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
+from noiseproof.evaluation.arguments import check_evaluation_arguments
+from noiseproof.inputs import Inputs, split, take
+from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
+from noiseproof.plotting import pyplot, save_figure
 from noiseproof.seeding import generator as make_generator
 from noiseproof.tasks import predict, task_loss
 
@@ -70,20 +74,16 @@ class LandscapeConfig(BaseModel):
 
 @torch.no_grad()
 def loss_and_accuracy(
-    model: nn.Module, params: Mapping[str, Tensor], x: Tensor, y: Tensor, batch_size: int
+    model: nn.Module, params: Mapping[str, Tensor], x: Inputs, y: Tensor, batch_size: int
 ) -> tuple[float, float]:
-    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (mode restored)."""
-    was_training = model.training
-    model.eval()
-    try:
+    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (modes restored)."""
+    with evaluating(model):
         loss, correct = 0.0, 0
-        for xs, ys in zip(x.split(batch_size), y.split(batch_size), strict=True):
+        for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
             logits = forward(model, params, xs)
             loss += float(task_loss(logits, ys)) * len(ys)
             correct += int((predict(logits) == ys).sum())
         return loss / len(y), correct / len(y)
-    finally:
-        model.train(was_training)
 
 
 def random_direction(params: Params, scale: float, generator: torch.Generator) -> Params:
@@ -93,7 +93,7 @@ def random_direction(params: Params, scale: float, generator: torch.Generator) -
 
 def loss_landscape(
     model: nn.Module,
-    x: Tensor,
+    x: Inputs,
     y: Tensor,
     config: LandscapeConfig | None = None,
     *,
@@ -108,10 +108,13 @@ def loss_landscape(
     Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
     evaluated with the same seed sees the same normal draws where shapes agree.
     """
+    check_evaluation_arguments(model, x, y, "x", "y")
+    if config is not None and not isinstance(config, LandscapeConfig):
+        raise TypeError(f"config must be a LandscapeConfig or None, got {type(config).__name__}")
     config = config or LandscapeConfig()
     theta = detached(params if params is not None else chip_params(model, selection))
     n = len(y) if config.examples is None else min(config.examples, len(y))
-    x, y = x[:n], y[:n]
+    x, y = take(x, slice(0, n)), y[:n]
     alphas = config.grid()
     losses, accuracies = [], []
     for repeat in range(config.repeats):
@@ -144,8 +147,7 @@ def loss_landscape(
 
 def landscape_plot(curves: Mapping[str, dict[str, Any]], path: str | Path) -> Path:
     """Loss and accuracy vs alpha, one line per method (mean over directions, band min..max)."""
-    from noiseproof.experiments.plots import plt, save_figure
-
+    plt = pyplot()
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, record in curves.items():
         alphas = record["alphas"]

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from noiseproof.chip import ChipSelection, Params, chip_params, detached
+from noiseproof.evaluation.arguments import check_count, check_evaluation_arguments, check_generator
 from noiseproof.evaluation.clean import predictions
+from noiseproof.inputs import Inputs
 from noiseproof.noise.base import NoiseModel
+from noiseproof.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class TransferResult:
 def run_transfers(
     model: nn.Module,
     noise: NoiseModel,
-    x: Tensor,
+    x: Inputs,
     y: Tensor,
     transfers: int,
     generator: torch.Generator,
@@ -49,18 +51,25 @@ def run_transfers(
     """Accuracy of `transfers` independent noisy chips of `model` on (x, y).
 
     params: the clean on-chip parameters to perturb (default: those `selection` picks).
-    Each transfer draws its noise once (frozen for the whole test set) from `generator`.
+    Each transfer draws its noise once (frozen for the whole test set) from `generator`, an
+    explicit torch.Generator (required: nothing is drawn from the global random state).
     """
-    if transfers < 1:
-        raise ValueError(f"transfers must be >= 1, got {transfers}")
+    check_evaluation_arguments(model, x, y, "x", "y")
+    if not isinstance(noise, NoiseModel):
+        raise TypeError(f"noise must be a NoiseModel (create_noise), got {type(noise).__name__}")
+    check_count(transfers, "transfers")
+    check_count(batch_size, "batch_size")
+    check_generator(generator)
     clean = detached(params if params is not None else chip_params(model, selection))
     accuracy = torch.empty(transfers, dtype=torch.float64)
     counts = torch.zeros(len(y), dtype=torch.int64)
     matrix = torch.empty(transfers, len(y), dtype=torch.bool) if keep_matrix else None
-    for k in tqdm(range(transfers), desc="transfers", disable=not progress, leave=False):
-        correct = predictions(model, x, batch_size, noise.sample(clean, generator)) == y
-        accuracy[k] = correct.double().mean()
-        counts += correct
-        if matrix is not None:
-            matrix[k] = correct
+    with progress_bar(transfers, "transfers", enabled=progress) as bar:
+        for k in range(transfers):
+            correct = predictions(model, x, batch_size, noise.sample(clean, generator)) == y
+            accuracy[k] = correct.double().mean()
+            counts += correct
+            if matrix is not None:
+                matrix[k] = correct
+            bar.update()
     return TransferResult(accuracy=accuracy, correct_counts=counts, matrix=matrix)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,23 @@ from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.data.base import Dataset
 from noiseproof.evaluation.attack import attack_plot, attack_rows, targeted_attack
 from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_landscape
+from noiseproof.experiments.records import read_record
 from noiseproof.experiments.results import markdown_table, text_table
 
 
-def _cached(path: Path, resume: bool, compute: Callable[[], Any]) -> Any:
-    if resume and path.is_file():
-        return json.loads(path.read_text())
+def _cached(
+    path: Path | None,
+    resume: bool,
+    compute: Callable[[], Any],
+    expect: dict[str, Any] | None = None,
+) -> Any:
+    """The record at `path` when resuming and it exists (checked to hold `expect`), else
+    `compute()` saved there atomically (kept in memory only when `path` is None)."""
+    if path is not None and resume and path.is_file():
+        return read_record(path, expect or {})
     value = compute()
-    write_json_atomic(path, value)
+    if path is not None:
+        write_json_atomic(path, value)
     return value
 
 
@@ -39,7 +47,7 @@ def analyse_model(
     data: Dataset,
     label: str,
     seed: int,
-    jobs: Path,
+    jobs: Path | None,
     resume: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(attack records, landscape record or None) for one trained model, as the config asks."""
@@ -48,9 +56,10 @@ def analyse_model(
     landscape = None
     if config.attack is not None:
         attacks = _cached(
-            jobs / f"attack__{name}__seed{seed}.json",
+            jobs / f"attack__{name}__seed{seed}.json" if jobs is not None else None,
             resume,
-            lambda: [
+            expect={"method": label, "seed": seed},
+            compute=lambda: [
                 {"method": label, "seed": seed, **record}
                 for record in targeted_attack(
                     model, data.x_test, data.y_test, config.attack, seed=seed, selection=config.chip
@@ -59,9 +68,10 @@ def analyse_model(
         )
     if config.landscape is not None:
         landscape = _cached(
-            jobs / f"landscape__{name}__seed{seed}.json",
+            jobs / f"landscape__{name}__seed{seed}.json" if jobs is not None else None,
             resume,
-            lambda: {
+            expect={"method": label, "seed": seed},
+            compute=lambda: {
                 "method": label,
                 "seed": seed,
                 **loss_landscape(

@@ -6,40 +6,46 @@ Layout of the output folder:
   jobs/<method>__<noise>__<level>__seed<s>.json   one record per evaluation job
   results.json, results.csv, report.md, report.html, *.png   written at the end
 An interrupted run started again with resume=True loads finished checkpoints and skips
-finished jobs, so only the missing work is done.
+finished jobs, so only the missing work is done; each of them is checked first to belong to
+this config (records.py). While a run writes the folder it holds .noiseproof.lock (outputs.py):
+a second run into it is refused, and temporary files a killed run left are removed.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
+from torch import nn
 
 from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.config import ExperimentConfig
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import analyse_model, flatness_table, write_analyses
 from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_and_save
+from noiseproof.experiments.records import check_record, read_record
 from noiseproof.experiments.report import write_report
 from noiseproof.experiments.results import summary_rows, text_table, to_csv
-from noiseproof.training.checkpoints import load_checkpoint
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a label or level."""
-    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
+from noiseproof.filenames import safe_name
+from noiseproof.outputs import locks_output
+from noiseproof.progress import progress_bar
+from noiseproof.training.checkpoints import check_fits, load_checkpoint
 
 
 def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
     """Refuse to overwrite finished results, or to resume them with another config."""
     saved = out / "config.yaml"
     if resume:
-        if saved.is_file() and yaml.safe_load(saved.read_text()) != config:
+        try:
+            previous = yaml.safe_load(saved.read_bytes()) if saved.is_file() else config
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise NoiseproofError(
+                f"--resume: {saved} is not the YAML this program wrote; use another --out"
+            ) from None
+        if previous != config:
             raise NoiseproofError(
                 f"--resume: the config differs from the one in {saved}; use another --out"
             )
@@ -49,25 +55,96 @@ def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
         )
 
 
+def checkpoint_path(out: Path, label: str, seed: int) -> Path:
+    """Where the model of (method `label`, `seed`) is saved."""
+    return out / "checkpoints" / f"{safe_name(label)}-seed{seed}.pt"
+
+
+def job_path(out: Path, label: str, noise: str, level: float, seed: int) -> Path:
+    """Where the record of one evaluation job is saved."""
+    name = f"{safe_name(label)}__{safe_name(noise)}__{level:g}__seed{seed}.json"
+    return out / "jobs" / name
+
+
+def checkpoint_expect(label: str, seed: int) -> dict[str, Any]:
+    """What the metadata of a resumed checkpoint must hold."""
+    return {"label": label, "seed": seed}
+
+
+def job_expect(
+    config: ExperimentConfig, raw: dict[str, Any], label: str, noise: str, level: float, seed: int
+) -> dict[str, Any]:
+    """What a resumed job record must hold: the job its file name says, of this config."""
+    return {
+        "method": label,
+        "noise": noise,
+        "level": level,
+        "seed": seed,
+        "transfers": config.transfers,
+        "config": job_config(raw, label, noise, seed),
+    }
+
+
+def check_finished(
+    out: Path, config: ExperimentConfig, raw: dict[str, Any], skip: frozenset[str] = frozenset()
+) -> None:
+    """Under --resume: NoiseproofError (one line, naming the file) unless every checkpoint and
+    job record already in `out` is readable and belongs to its (method, noise, level, seed)."""
+    for seed in config.seeds:
+        for entry in config.methods:
+            ckpt = checkpoint_path(out, entry.label, seed)
+            if entry.label not in skip and ckpt.is_file():
+                try:
+                    _, meta = load_checkpoint(ckpt)
+                except NoiseproofError as error:
+                    raise NoiseproofError(f"{error}; delete it to train it again") from None
+                check_record(ckpt, meta, checkpoint_expect(entry.label, seed))
+            for noise_entry in config.noise:
+                for level in config.levels_of(noise_entry):
+                    path = job_path(out, entry.label, noise_entry.label, level, seed)
+                    if path.is_file():
+                        expect = job_expect(
+                            config, raw, entry.label, noise_entry.label, level, seed
+                        )
+                        read_record(path, expect)
+
+
+@locks_output("out", subfolders=("jobs", "checkpoints", "logs/*"))
 def run_compare(
     config: ExperimentConfig,
-    out: str | Path,
+    out: str | Path | None,
     *,
     resume: bool = False,
     pretrained: dict[str, Path] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    show: Callable[[str], None] | None = None,
+    callbacks: Callable[[str, int], Sequence[Any]] | None = None,
+    trained: Callable[[str, int, nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the grid described by `config` into `out`; returns the results.json data.
 
+    out: the output folder, or None to run in memory (nothing written, nothing resumed).
     pretrained: method label -> checkpoint to evaluate instead of training that method.
+    log: progress and info lines; show: the results tables (default: `log`);
+    callbacks: (method label, seed) -> trainer callbacks for that training (e.g. loggers);
+    trained: called with (method label, seed, model) once each model is trained or loaded.
     """
-    out = Path(out)
+    out = None if out is None else Path(out)
     raw = config.to_dict()
-    check_folder(out, raw, resume)
+    resume = resume and out is not None
+    if out is not None:
+        check_folder(out, raw, resume)
+    if resume:  # every finished record is ours, or the run stops before doing any work
+        check_finished(out, config, raw, skip=frozenset(pretrained or {}))
     started = time.perf_counter()
     data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
+    for path in (pretrained or {}).values():  # a checkpoint must fit the data, before any forward
+        state, meta = load_checkpoint(path)
+        check_fits(meta, data.input_shape, data.num_outputs, f"{path}")
+        model_from_checkpoint(state, meta)  # its weights fit its model, before anything is written
+    if out is not None:
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
     log(
         f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_outputs} outputs"
@@ -79,14 +156,16 @@ def run_compare(
         * len(config.seeds)
         * sum(len(config.levels_of(n)) for n in config.noise)
     )
-    bar = tqdm(total=n_jobs, desc="compare jobs", disable=not progress, unit="job")
+    bar = progress_bar(n_jobs, "compare jobs", enabled=progress, unit="job", leave=True)
     try:
         for seed in config.seeds:
             for entry in config.methods:
-                ckpt = out / "checkpoints" / f"{safe_name(entry.label)}-seed{seed}.pt"
+                ckpt = checkpoint_path(out, entry.label, seed) if out is not None else None
                 given = (pretrained or {}).get(entry.label)
                 if given or (resume and ckpt.is_file()):
                     state, meta = load_checkpoint(given or ckpt)
+                    if not given:  # a checkpoint of this folder must be this (method, seed)'s
+                        check_record(ckpt, meta, checkpoint_expect(entry.label, seed))
                     model = model_from_checkpoint(state, meta)
                     log(f"loaded {given or ckpt}")
                 else:
@@ -99,27 +178,31 @@ def run_compare(
                         seed=seed,
                         progress=progress,
                         log=log,
+                        callbacks=callbacks(entry.label, seed) if callbacks else (),
                     )
                 kept = ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
                 training = {k: meta[k] for k in (*kept, "finish") if k in meta}
                 trainings.append({"method": entry.label, **training})
+                if trained is not None:
+                    trained(entry.label, seed, model)
+                jobs = out / "jobs" if out is not None else None
                 attacked, landscape = analyse_model(
-                    config, model, data, entry.label, seed, out / "jobs", resume
+                    config, model, data, entry.label, seed, jobs, resume
                 )
                 attacks += attacked
                 landscapes += [landscape] if landscape else []
                 for noise_entry in config.noise:
                     for level in config.levels_of(noise_entry):
                         path = (
-                            out
-                            / "jobs"
-                            / (
-                                f"{safe_name(entry.label)}__{safe_name(noise_entry.label)}__"
-                                f"{level:g}__seed{seed}.json"
-                            )
+                            job_path(out, entry.label, noise_entry.label, level, seed)
+                            if out is not None
+                            else None
                         )
                         if resume and path.is_file():
-                            record = json.loads(path.read_text())
+                            expect = job_expect(
+                                config, raw, entry.label, noise_entry.label, level, seed
+                            )
+                            record = read_record(path, expect)
                         else:
                             record = {
                                 "method": entry.label,
@@ -138,7 +221,8 @@ def run_compare(
                                 "training": {k: v for k, v in training.items() if k != "history"},
                                 "config": job_config(raw, entry.label, noise_entry.label, seed),
                             }
-                            write_json_atomic(path, record)
+                            if path is not None:
+                                write_json_atomic(path, record)
                         records.append(record)
                         bar.update(1)
     finally:
@@ -150,6 +234,8 @@ def run_compare(
     if config.landscape is not None:
         results["landscapes"] = landscapes
         results["flatness"] = flatness_table(landscapes)
+    if out is None:
+        return results
     write_json_atomic(out / "results.json", results)
     write_text_atomic(out / "results.csv", to_csv(records))
     summary = (
@@ -158,10 +244,12 @@ def run_compare(
         f"wall time {wall:.1f} s (this run)"
     )
     write_report(out, records, trainings, raw, summary)
-    write_analyses(out, attacks, landscapes, log)
+    write_analyses(out, attacks, landscapes, show or log)
     for noise, header, rows in summary_rows(records):
-        log(f"\naccuracy under {noise} (%: mean ± std (min) over {config.transfers} transfers)")
-        log(text_table(header, rows))
+        (show or log)(
+            f"\naccuracy under {noise} (%: mean ± std (min) over {config.transfers} transfers)"
+        )
+        (show or log)(text_table(header, rows))
     log(f"\nwrote {out}/results.json, results.csv, report.md, report.html ({wall:.1f} s)")
     return results
 

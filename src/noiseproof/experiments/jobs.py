@@ -7,7 +7,7 @@ the caller decides where it is stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +15,17 @@ import torch
 from torch import nn
 
 from noiseproof.chip import ChipSelection
-from noiseproof.correctnet.compensation import Compensated, CompensationSpec
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary, reliability
 from noiseproof.evaluation.transfers import run_transfers
+from noiseproof.methods import methods
 from noiseproof.methods.base import Method
 from noiseproof.models import models
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
-from noiseproof.registry import validated
+from noiseproof.plugins import used_plugins
 from noiseproof.seeding import derive_seed, generator
 from noiseproof.training.checkpoints import save_checkpoint
 from noiseproof.training.config import TrainConfig
@@ -39,7 +39,7 @@ def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
     """A fresh model whose initial weights depend only on `seed` (same start for every method)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
-        return spec.build(data.input_shape, data.num_outputs)
+        return spec.create(data.input_shape, data.num_outputs)
 
 
 def train_job(
@@ -55,14 +55,15 @@ def train_job(
     dataset_spec: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train one model; return it (best-val weights) and the metadata its checkpoint keeps.
 
     label: the name results report the method under (default: the method's name);
     dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
-    The method's `finish` runs after training (CorrectNet's compensation): the returned model
-    is what it gives, and its record is kept under 'finish' (with 'compensation', the layers
-    and shape a reload needs, when the model is a Compensated wrapper).
+    The method's `finish` runs after training (e.g. a method adding modules): the returned
+    model is what it gives, and its record is kept under 'finish', from which the method's
+    `restore` rebuilds that model when the checkpoint is loaded (`model_from_checkpoint`).
     """
     model = build_seeded(model_spec, data, seed)
     started = time.perf_counter()
@@ -75,6 +76,7 @@ def train_job(
         selection=selection,
         seed=seed,
         progress=progress,
+        callbacks=callbacks,
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
@@ -95,11 +97,8 @@ def train_job(
     }
     if finished:
         meta["finish"] = finished
-    if isinstance(model, Compensated):
-        meta["compensation"] = {
-            "layers": model.layers,
-            "compensation": model.spec.model_dump(mode="json"),
-        }
+    if used := used_plugins(model_spec, method, noise, selection, dataset=meta["dataset"]):
+        meta["plugins"] = used  # a reload names what it needs (noiseproof.plugins)
     return model, meta
 
 
@@ -107,15 +106,17 @@ def train_and_save(
     config: ExperimentConfig,
     entry: MethodEntry,
     data: Dataset,
-    path: str | Path,
+    path: str | Path | None,
     *,
     noise: NoiseModel | None,
     seed: int,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """`train_job` for one method entry of an experiment config, its checkpoint written to
-    `path` and one line logged (label, seed, best validation accuracy and epoch, time)."""
+    `path` (unless None) and one line logged (label, seed, best validation accuracy and epoch,
+    time)."""
     model, meta = train_job(
         config.model,
         data,
@@ -128,11 +129,14 @@ def train_and_save(
         dataset_spec=config.dataset.spec(),
         progress=progress,
         log=log,
+        callbacks=callbacks,
     )
-    save_checkpoint(path, model.state_dict(), meta)
+    if path is not None:
+        save_checkpoint(path, model.state_dict(), meta)
     log(
         f"trained {entry.label} seed {seed}: best val {100 * meta['best_val_accuracy']:.2f}% "
-        f"at epoch {meta['best_epoch']} ({meta['train_seconds']:.1f} s) -> {path}"
+        f"at epoch {meta['best_epoch']} ({meta['train_seconds']:.1f} s)"
+        + (f" -> {path}" if path is not None else "")
     )
     return model, meta
 
@@ -140,15 +144,14 @@ def train_and_save(
 def model_from_checkpoint(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> nn.Module:
     """Rebuild the module a checkpoint describes and load its weights (strictly).
 
-    A checkpoint of a compensated model (meta 'compensation': layers and shape) is rebuilt as
-    the Compensated wrapper around the model.
+    When training's method finished with a record (meta 'finish'), that method (meta 'method',
+    from the registry) rebuilds what it deployed around the model (`Method.restore`) first.
     """
     input_shape = tuple(meta["input_shape"])
-    model = models.create(meta["model"]).build(input_shape, meta["num_outputs"])
-    if "compensation" in meta:
-        settings = meta["compensation"]
-        spec = validated(CompensationSpec, "checkpoint compensation", **settings["compensation"])
-        model = Compensated(model, settings["layers"], input_shape, spec)
+    model = models.create(meta["model"]).create(input_shape, meta["num_outputs"])
+    if meta.get("finish"):
+        method = methods.create(meta.get("method"))
+        model = method.restore(model, meta["finish"], input_shape=input_shape)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -6,20 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from noiseproof.experiments.results import grouped, mean_over_seeds
+from noiseproof.plotting import pyplot, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from noiseproof.atomic import write_atomic  # noqa: E402
-from noiseproof.experiments.results import grouped, mean_over_seeds  # noqa: E402
-
-
-def save_figure(figure: plt.Figure, path: Path) -> Path:
-    """Write a figure as PNG atomically and close it."""
-    write_atomic(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
-    plt.close(figure)
-    return path
+plt = pyplot()
 
 
 def accuracy_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:

@@ -1,10 +1,10 @@
 """Training methods: objectives returning named loss terms, registered by name."""
 
-from noiseproof.correctnet import method as _correctnet  # noqa: E402,F401  (register, needs base)
 from noiseproof.methods import (  # noqa: F401  (register)
     adversarial,
     awp,
     consistency,
+    correctnet,
     dropout,
     hardware_aware,
     lipschitz,

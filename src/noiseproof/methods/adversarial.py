@@ -20,9 +20,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
-from noiseproof.chip import Params, forward
+from noiseproof.bounds import relative_box_point
+from noiseproof.chip import Params, forward, scratch_buffers, split_buffers
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.noise.base import standard_normal
 from noiseproof.tasks import log_probs, task_loss
@@ -43,30 +44,6 @@ def output_divergence(reference: Tensor, attacked: Tensor, kind: Divergence = "k
     return F.kl_div(
         log_probs(attacked), log_probs(reference), log_target=True, reduction="batchmean"
     )
-
-
-def scratch_buffers(model: nn.Module) -> Params:
-    """Copies of the model's buffers, for forwards that must not update them.
-
-    In train mode BatchNorm updates its running statistics in place on every forward; the
-    attack's extra forwards run through these copies so only the clean forward counts.
-    """
-    return {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
-
-
-def relative_box_point(
-    clean: Mapping[str, Tensor], offset: Mapping[str, Tensor], *, detach_clean: bool = False
-) -> Params:
-    """theta* = theta + |theta| * r for a relative offset r (a point of the relative box).
-
-    With the clean parameters attached, d theta* / d theta = 1 + sign(theta) * r: the gradient
-    reaches theta through theta* as in the paper (the offset itself carries no gradient).
-    """
-    out = {}
-    for name, theta in clean.items():
-        base = theta.detach() if detach_clean else theta
-        out[name] = base + base.abs() * offset[name]
-    return out
 
 
 def sign_ascent(
@@ -105,7 +82,7 @@ def sign_ascent(
     for _ in range(n_steps):
         leaves = {name: s.requires_grad_(True) for name, s in star.items()}
         grads = torch.autograd.grad(
-            objective({**leaves, **extra}), list(leaves.values()), allow_unused=True
+            objective({**extra, **leaves}), list(leaves.values()), allow_unused=True
         )
         with torch.no_grad():
             for (name, s), g in zip(leaves.items(), grads, strict=True):
@@ -171,7 +148,8 @@ class Adversarial(Method):
         if self.beta_rob == 0:
             return {"task": task}
         reference = clean_logits.detach()
-        buffers = scratch_buffers(ctx.model)
+        params, on_chip_buffers = split_buffers(ctx.model, params)
+        buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
             return output_divergence(reference, forward(ctx.model, point, x), self.divergence)
@@ -186,6 +164,6 @@ class Adversarial(Method):
             buffers=buffers,
         )
         attacked = relative_box_point(params, offset, detach_clean=self.detach_attack)
-        attacked_logits = forward(ctx.model, {**attacked, **buffers}, x)
+        attacked_logits = forward(ctx.model, {**buffers, **attacked}, x)
         robust = output_divergence(clean_logits, attacked_logits, self.divergence)
         return {"task": task, "robust": self.beta_rob * robust}

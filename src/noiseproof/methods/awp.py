@@ -8,8 +8,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import Params, forward
-from noiseproof.methods.adversarial import relative_box_point, scratch_buffers, sign_ascent
+from noiseproof.chip import Params, forward, scratch_buffers, split_buffers
+from noiseproof.methods.adversarial import relative_box_point, sign_ascent
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.tasks import task_loss
 
@@ -28,7 +28,7 @@ def layer_l2_ascent(
     for _ in range(n_steps):
         for v in delta.values():
             v.requires_grad_(True)
-        point = {**{n: theta[n] + delta[n] for n in theta}, **buffers}
+        point = {**buffers, **{n: theta[n] + delta[n] for n in theta}}
         grads = torch.autograd.grad(objective(point), list(delta.values()), allow_unused=True)
         with torch.no_grad():
             for (name, v), g in zip(list(delta.items()), grads, strict=True):
@@ -66,8 +66,8 @@ class AWP(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the forward through theta + stopgrad(v*)}."""
-        params = ctx.params
-        buffers = scratch_buffers(ctx.model)
+        params, on_chip_buffers = split_buffers(ctx.model, ctx.params)
+        buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
             return task_loss(forward(ctx.model, point, x), y)
@@ -89,4 +89,4 @@ class AWP(Method):
             )
             perturbed = {name: t.detach() + delta[name] for name, t in params.items()}
         point = {name: t + (perturbed[name] - t).detach() for name, t in params.items()}
-        return {"task": task_loss(forward(ctx.model, point, x), y)}
+        return {"task": task_loss(forward(ctx.model, {**on_chip_buffers, **point}, x), y)}

@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from torch import Tensor, nn
 
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.registry import Registry
+from noiseproof.training.context import StepContext
 
 if TYPE_CHECKING:
     from noiseproof.chip import ChipSelection
@@ -32,22 +31,6 @@ OptionalNoise = Annotated[
     NoiseModel | None, BeforeValidator(_noise_or_none), PlainSerializer(_noise_spec)
 ]
 """A method's own noise model field: built from a name or mapping, dumped as its spec."""
-
-
-@dataclass
-class StepContext:
-    """What a method sees at each step.
-
-    model: the user's module (its non-chip parameters and buffers are used as they are);
-    params: the on-chip parameters themselves (nn.Parameter, gradients flow into them);
-    noise: the experiment's noise model (methods may use their own instead);
-    generator: the training stream of random draws (every draw must use it).
-    """
-
-    model: nn.Module
-    params: dict[str, nn.Parameter]
-    noise: NoiseModel | None
-    generator: torch.Generator
 
 
 class Method(BaseModel):
@@ -78,6 +61,13 @@ class Method(BaseModel):
         """After training: the model to deploy and a record of what was done (default: the
         trained model as it is, an empty record). `correctnet` adds its compensation here."""
         return model, {}
+
+    def restore(self, model: nn.Module, record: dict[str, Any], *, input_shape: Any) -> nn.Module:
+        """Rebuild what `finish` deployed around a freshly built `model` (weights not loaded yet)
+        from the record `finish` returned and the per-example `input_shape`, so a checkpoint's
+        state dict fits it (default: the model unchanged). `correctnet` wraps it again in its
+        compensation."""
+        return model
 
     def spec(self) -> dict:
         return {"name": self.registered_name, **self.model_dump(mode="json")}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from noiseproof.chip import ChipSelection, detached, forward, straight_through
+from noiseproof.chip import ChipSelection, detached, forward, scratch_buffers, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
@@ -124,16 +124,6 @@ def captured(model: nn.Module, names: list[str]) -> Iterator[dict[str, list[Tens
     finally:
         for handle in handles:
             handle.remove()
-
-
-def scratch_buffers(model: nn.Module) -> dict[str, Tensor]:
-    """Copies of the model's floating and integer buffers (BatchNorm running statistics...).
-
-    Passed along with the parameters to a functional forward, they take the in-place updates a
-    training-mode forward makes, so an extra forward (the clean branch, an attack probe) leaves
-    the model's own statistics as the main forward alone would.
-    """
-    return {name: buffer.clone() for name, buffer in model.named_buffers()}
 
 
 def feature_distance(noisy: Tensor, clean: Tensor, kind: str) -> Tensor:

@@ -11,10 +11,10 @@ from pydantic import Field, PrivateAttr
 from torch import Tensor, nn
 
 from noiseproof.chip import detached, forward, straight_through
-from noiseproof.correctnet.spectral import SpectralNormEstimator, is_operator_layer
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
+from noiseproof.methods.spectral import SpectralNormEstimator, is_operator_layer
 from noiseproof.tasks import task_loss
 
 
@@ -43,7 +43,7 @@ class Lipschitz(Method):
     weight * sum_l (sigma_l - target)^2 (mode 'both'), where sigma_l is the operator norm of
     layer l's weight: the largest singular value of the matrix for Linear, of the convolution
     operator on the layer's actual input size for ConvNd (power iteration, vectors kept between
-    steps; see noiseproof.correctnet.spectral). A layer with sigma_l <= 1 cannot amplify the
+    steps; see noiseproof.methods.spectral). A layer with sigma_l <= 1 cannot amplify the
     error it receives. The paper's exact "modified Lipschitz constant regularisation" is not
     available to us: the hinge-squared form, the target and the weight are our choices.
     With `noise_level` set, the task term is computed through a fresh noisy draw each step

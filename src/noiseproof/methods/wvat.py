@@ -16,9 +16,15 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import Params, detached, forward, straight_through
+from noiseproof.chip import (
+    Params,
+    detached,
+    forward,
+    scratch_buffers,
+    split_buffers,
+    straight_through,
+)
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.methods.consistency import scratch_buffers
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.tasks import task_loss
 
@@ -85,13 +91,15 @@ class WVAT(Method):
         if self.random_branch(ctx):
             noise = training_noise(self.noise, self.level, ctx, "wvat")
             return noise.sample(clean, ctx.generator)
-        probe = {n: w.detach().requires_grad_(True) for n, w in ctx.params.items()}
+        weights, on_chip_buffers = split_buffers(ctx.model, clean)
+        probe = {n: w.requires_grad_(True) for n, w in detached(weights).items()}
+        point = {**scratch_buffers(ctx.model), **on_chip_buffers, **probe}
         with torch.enable_grad():
-            loss = task_loss(forward(ctx.model, {**scratch_buffers(ctx.model), **probe}, x), y)
+            loss = task_loss(forward(ctx.model, point, x), y)
             grads = torch.autograd.grad(loss, list(probe.values()), allow_unused=True)
+        found = dict(zip(probe, grads, strict=True))
         grads_by_name = {
-            n: torch.zeros_like(w) if g is None else g
-            for (n, w), g in zip(clean.items(), grads, strict=True)
+            n: torch.zeros_like(w) if found.get(n) is None else found[n] for n, w in clean.items()
         }
         delta = ascent_step(clean, grads_by_name, self.rho, self.ascent)
         return {n: w + delta[n] for n, w in clean.items()}

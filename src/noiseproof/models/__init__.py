@@ -18,6 +18,12 @@ def build_model(
     spec: str | Mapping[str, Any] | ModelSpec, input_shape: tuple[int, ...], num_outputs: int
 ) -> nn.Module:
     """A fresh module for `spec` (name, {'name': ..., **params} or ModelSpec) on this data."""
+    if isinstance(num_outputs, bool) or not isinstance(num_outputs, int):
+        raise TypeError(f"num_outputs must be an int, got {num_outputs!r}")
+    if not isinstance(input_shape, tuple | list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape
+    ):
+        raise TypeError(f"input_shape must be a tuple of positive ints, got {input_shape!r}")
     if num_outputs < 1:
         raise NoiseproofError(f"a model needs at least one output, got num_outputs={num_outputs}")
-    return models.create(spec).build(tuple(input_shape), num_outputs)
+    return models.create(spec).create(tuple(input_shape), num_outputs)

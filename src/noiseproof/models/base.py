@@ -5,24 +5,41 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from noiseproof.chip import select_output
 from noiseproof.registry import Registry
 
 
 class ModelSpec(BaseModel):
-    """Base of every built-in model: fields are its hyperparameters."""
+    """Base of every registered model: fields are its hyperparameters.
+
+    `output` names the entry of the module's output that holds the logits when its forward
+    returns a dict (a key), a tuple (an index) or an output object (an attribute).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""
+
+    output: str | int | None = Field(
+        None, description="key or index of the logits in a dict/tuple output (None: a tensor)"
+    )
 
     @abstractmethod
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
         """A freshly initialised module mapping [B, *input_shape] to [B, num_outputs] logits."""
 
+    def create(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+        """`build`, the `output` entry selected as the logits (noiseproof.chip.select_output)."""
+        return select_output(self.build(input_shape, num_outputs), self.output)
+
     def spec(self) -> dict:
-        return {"name": self.registered_name, **self.model_dump(mode="json")}
+        """{'name': ..., **params}; `output` only when set."""
+        dumped = self.model_dump(mode="json")
+        if self.output is None:
+            dumped.pop("output")
+        return {"name": self.registered_name, **dumped}
 
 
 models: Registry[ModelSpec] = Registry("model")

@@ -12,8 +12,14 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(10, ge=1, description="passes over the training split")
-    batch_size: int = Field(128, ge=1, description="examples per step")
+    epochs: int = Field(10, ge=1, strict=True, description="passes over the training split")
+    batch_size: int = Field(128, ge=1, strict=True, description="examples per step")
+    steps_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="batches per epoch, cut from fresh shuffles (default: one pass over the "
+        "training split); validation and the schedule follow epochs",
+    )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam or sgd (with momentum)")
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="initial learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.transfers import run_transfers
-from noiseproof.methods.base import Method, StepContext
+from noiseproof.inputs import take
+from noiseproof.modes import frozen_modules, kept_modes, train_mode
 from noiseproof.noise.base import NoiseModel
+from noiseproof.progress import Progress, progress_bar
 from noiseproof.seeding import generator
+from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
+from noiseproof.training.context import Objective, StepContext
+
+if TYPE_CHECKING:  # the trainer needs only the Objective protocol, never the methods package
+    from noiseproof.methods.base import Method
 
 
 @dataclass
@@ -59,9 +67,17 @@ def make_schedule(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
-    """A fresh random permutation of range(n) cut into batches (the last may be smaller)."""
-    return list(torch.randperm(n, generator=gen).split(batch_size))
+def batches(
+    n: int, batch_size: int, gen: torch.Generator, steps: int | None = None
+) -> list[Tensor]:
+    """A fresh random permutation of range(n) cut into batches (the last may be smaller); with
+    `steps`, exactly that many batches of min(batch_size, n), cut from as many fresh
+    permutations, one after the other, as they need."""
+    if steps is None:
+        return list(torch.randperm(n, generator=gen).split(batch_size))
+    size = min(batch_size, n)
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-steps * size // n))])
+    return list(order[: steps * size].split(size))
 
 
 def train(
@@ -74,6 +90,7 @@ def train(
     selection: ChipSelection | None = None,
     seed: int = 0,
     progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
 
@@ -82,9 +99,16 @@ def train(
     every method with the same seed sees the same batches in the same order. The weights kept
     are those of the epoch `config.select` scores best on the validation split (clean accuracy,
     mean accuracy under the same few noisy chips every epoch, or the last epoch); without a
-    validation split the last epoch counts as best.
+    validation split the last epoch counts as best. Submodules the user froze (in eval mode
+    inside a model in train mode) stay in eval mode; every module's mode is as it was on return.
+
+    progress: a bar on a terminal, periodic log lines otherwise (noiseproof.progress);
+    callbacks: hooks told of each epoch's row (noiseproof.training.callbacks: CSVLogger,
+    TensorBoardLogger or your own).
     """
+    check_train_arguments(model, data, method, config, noise, seed)
     config = config or TrainConfig()
+    callbacks = check_callbacks(callbacks)
     if config.select == "noisy" and noise is None:
         raise NoiseproofError("train.select 'noisy' needs a noise model")
     params = chip_params(model, selection)
@@ -96,21 +120,23 @@ def train(
     result = TrainResult()
     best_state: dict[str, Tensor] | None = None
     best_score = float("-inf")
-    bar = tqdm(
-        total=config.epochs * -(-len(data.x_train) // config.batch_size),
-        desc=f"train {method.registered_name}",
-        disable=not progress,
-        leave=False,
+    bar = progress_bar(
+        config.epochs * (config.steps_per_epoch or -(-len(data.y_train) // config.batch_size)),
+        f"train {method.registered_name}",
+        enabled=progress,
     )
+    notify(callbacks, "on_train_begin", model, config)
+    frozen = frozen_modules(model)
     try:
-        with method.attached(ctx):
+        with kept_modes(model), method.attached(ctx):
             for epoch in range(1, config.epochs + 1):
                 started = time.perf_counter()
+                train_mode(model, frozen)
                 sums = run_epoch(model, data, method, ctx, optimizer, config, shuffle, bar)
                 lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                 schedule.step()
                 row = {"epoch": epoch, **sums, "lr": lr}
-                if len(data.x_val):
+                if len(data.y_val):
                     row["val_accuracy"] = clean_accuracy(
                         model, data.x_val, data.y_val, config.eval_batch_size
                     )
@@ -120,15 +146,17 @@ def train(
                         )
                 row["seconds"] = time.perf_counter() - started
                 result.history.append(row)
+                notify(callbacks, "on_epoch_end", epoch, row)
                 reported = row.get(SCORED.get(config.select, "val_accuracy"), float("nan"))
-                score = float(epoch) if config.select == "last" or not len(data.x_val) else reported
+                score = float(epoch) if config.select == "last" or not len(data.y_val) else reported
                 if best_state is None or score > best_score:
                     best_score, result.best_epoch, result.best_val_accuracy = score, epoch, reported
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")})
+                shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
+                bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
     finally:
         bar.close()
-        model.eval()
+        notify(callbacks, "on_train_end", result)
     model.load_state_dict(best_state)
     return result
 
@@ -165,14 +193,13 @@ def run_epoch(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     shuffle: torch.Generator,
-    bar: tqdm,
+    bar: Progress,
 ) -> dict[str, float]:
     """One pass over the training split; returns the example-weighted mean of each loss term."""
-    model.train()
     sums: dict[str, float] = {}
     seen = 0
-    for index in batches(len(data.x_train), config.batch_size, shuffle):
-        x, y = data.x_train[index], data.y_train[index]
+    for index in batches(len(data.y_train), config.batch_size, shuffle, config.steps_per_epoch):
+        x, y = take(data.x_train, index), data.y_train[index]
         terms = method.terms(ctx, x, y)
         loss = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
@@ -183,3 +210,21 @@ def run_epoch(
         seen += len(index)
         bar.update(1)
     return {name: total / seen for name, total in sums.items()}
+
+
+def check_train_arguments(
+    model: object, data: object, method: object, config: object, noise: object, seed: object
+) -> None:
+    """TypeError naming the first argument of `train` that has the wrong type."""
+    expected = (
+        ("model", model, nn.Module, "a torch.nn.Module"),
+        ("data", data, Dataset, "a noiseproof Dataset (e.g. Dataset.from_tensors)"),
+        ("method", method, Objective, "a Method (noiseproof.create_method)"),
+        ("config", config, (TrainConfig, type(None)), "a TrainConfig or None"),
+        ("noise", noise, (NoiseModel, type(None)), "a NoiseModel (create_noise) or None"),
+    )
+    for name, value, kind, wanted in expected:
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be {wanted}, got {type(value).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")

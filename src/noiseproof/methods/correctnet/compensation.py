@@ -23,9 +23,8 @@ Its parameters are 'base.<name>' (the original, on the chip) and 'comp.<key>.*' 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +32,8 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.errors import NoiseproofError
+from noiseproof.inputs import Inputs, call_arguments
+from noiseproof.modes import evaluating
 from noiseproof.seeding import derive_seed
 
 COMPENSATION_EXCLUDE = "comp.*"
@@ -112,14 +113,11 @@ class Compensator(nn.Module):
 
 def probe_forward(model: nn.Module, input_shape: tuple[int, ...], handles: Sequence) -> None:
     """One no-grad forward of a zero example in eval mode for the hooks in `handles`, which are
-    removed afterwards; the model's train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
+    removed afterwards; every submodule's train/eval mode is restored."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(model):
             model(torch.zeros(1, *input_shape))
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
 
@@ -186,14 +184,14 @@ class Compensated(nn.Module):
                 torch.manual_seed(derive_seed(seed, "compensation-init", name))
                 self.comp[key_of(name)] = Compensator(width, dims, self.spec)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """base(x) with y -> y + comp(y) after every chosen layer."""
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """base(*args, **kwargs) with y -> y + comp(y) after every chosen layer."""
         modules = dict(self.base.named_modules())
         handles = [
             modules[name].register_forward_hook(self._adder(key_of(name))) for name in self.layers
         ]
         try:
-            return self.base(x)
+            return self.base(*args, **kwargs)
         finally:
             for handle in handles:
                 handle.remove()
@@ -207,16 +205,26 @@ class Compensated(nn.Module):
 
         return add
 
+    def train(self, mode: bool = True) -> Compensated:
+        """Only the compensation switches: the base is frozen and stays in eval mode (BatchNorm
+        keeps and uses its running statistics, dropout stays off), also when a trainer calls
+        `train()` at the start of every epoch."""
+        self.training = mode
+        self.comp.train(mode)
+        self.base.eval()
+        return self
+
     def chip_selection(self, selection: ChipSelection | None) -> ChipSelection:
-        """The on-chip parameters of this wrapper: `compensated_selection(selection)`."""
-        return compensated_selection(selection)
+        """The on-chip parameters of this wrapper: `compensated_selection(selection)` ('comp.*'
+        excluded only when there is compensation: a rule that matches nothing is an error)."""
+        return compensated_selection(selection, digital=bool(self.layers))
 
     def compensation_parameters(self) -> list[nn.Parameter]:
         """The digital, trainable parameters (the only ones compensation training updates)."""
         return list(self.comp.parameters())
 
 
-def clean_outputs(base: nn.Module, layers: Sequence[str], x: Tensor) -> dict[str, Tensor]:
+def clean_outputs(base: nn.Module, layers: Sequence[str], x: Inputs) -> dict[str, Tensor]:
     """Outputs of `layers` (by compensation key) in the noise-free base model, without grad."""
     modules = dict(base.named_modules())
     found: dict[str, Tensor] = {}
@@ -229,75 +237,31 @@ def clean_outputs(base: nn.Module, layers: Sequence[str], x: Tensor) -> dict[str
 
     handles = [modules[name].register_forward_hook(keep(key_of(name))) for name in layers]
     try:
+        args, kwargs = call_arguments(x)
         with torch.no_grad():
-            base(x)
+            base(*args, **kwargs)
     finally:
         for handle in handles:
             handle.remove()
     return found
 
 
-def compensated_selection(selection: ChipSelection | None) -> ChipSelection:
-    """`selection` for a Compensated model: original parameters on chip, 'comp.*' excluded.
+def compensated_selection(
+    selection: ChipSelection | None, *, digital: bool = True
+) -> ChipSelection:
+    """`selection` for a Compensated model: original parameters on chip, 'comp.*' excluded
+    (`digital`: the wrapper holds compensation parameters).
 
-    Include globs written for the bare model ('0.weight') are re-rooted under 'base.'.
-    Idempotent: a selection that already excludes 'comp.*' is returned as it is.
+    Include and exclude globs written for the bare model ('0.weight') are re-rooted under
+    'base.'. Idempotent: a selection that already excludes 'comp.*' is returned as it is.
     """
     selection = selection or ChipSelection()
     if COMPENSATION_EXCLUDE in selection.exclude:
         return selection  # already adapted
+    digital_part = (COMPENSATION_EXCLUDE,) if digital else ()
     return selection.model_copy(
         update={
             "include": tuple(f"base.{pat}" for pat in selection.include),
-            "exclude": (*(f"base.{pat}" for pat in selection.exclude), COMPENSATION_EXCLUDE),
+            "exclude": (*(f"base.{pat}" for pat in selection.exclude), *digital_part),
         }
     )
-
-
-def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """Multiply-accumulates per example of every Linear/ConvNd in `model` (full names).
-
-    Linear: in_features * out_features per output row; ConvNd: output elements * C_in/groups *
-    prod(kernel); ChannelAffine: one per output element. Measured with forward hooks on one
-    eval-mode forward of a zero input.
-    """
-    counts: dict[str, int] = {}
-
-    def hook(name: str):
-        def count(module: nn.Module, inputs: tuple, out: Tensor) -> None:
-            if isinstance(module, nn.Linear):
-                rows = out.numel() // out.shape[-1]
-                macs = rows * module.in_features * module.out_features
-            elif isinstance(module, ChannelAffine):
-                macs = out.numel()
-            else:
-                per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-                macs = out.numel() * per_output
-            counts[name] = counts.get(name, 0) + int(macs)
-
-        return count
-
-    handles = [
-        module.register_forward_hook(hook(name))
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d | ChannelAffine)
-    ]
-    probe_forward(model, input_shape, handles)
-    return counts
-
-
-def overhead(model: Compensated, input_shape: tuple[int, ...]) -> dict[str, float]:
-    """Extra parameters and MACs of the compensation, absolute and as % of the original model's."""
-    base_params = sum(p.numel() for p in model.base.parameters())
-    comp_params = sum(p.numel() for p in model.comp.parameters())
-    macs = layer_macs(model, input_shape)
-    comp_macs = sum(v for k, v in macs.items() if k.startswith("comp."))
-    base_macs = sum(v for k, v in macs.items() if k.startswith("base."))
-    return {
-        "params": comp_params,
-        "macs": comp_macs,
-        "base_params": base_params,
-        "base_macs": base_macs,
-        "params_percent": 100.0 * comp_params / base_params,
-        "macs_percent": 100.0 * comp_macs / base_macs,
-    }

@@ -3,8 +3,9 @@
 Stage 1 is any method (`base`, default `lipschitz`: error suppression); after the trainer
 returns, stage 2 places compensation (by `strategy`, or on the given `layers`) and trains it
 under the noise model at `level` with every original weight frozen (Eldebiky et al. 2023; see
-noiseproof.correctnet.pipeline). The model a grid then evaluates is the `Compensated` wrapper;
-its compensation stays digital in every evaluation (Compensated.chip_selection).
+noiseproof.methods.correctnet.training). The model a grid then evaluates is the `Compensated`
+wrapper; its compensation stays digital in every evaluation (Compensated.chip_selection), and
+`restore` rebuilds it from a checkpoint's record.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from pydantic import BeforeValidator, Field, PlainSerializer
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
-from noiseproof.correctnet.compensation import overhead
-from noiseproof.correctnet.settings import CorrectConfig
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
+from noiseproof.methods.correctnet.compensation import Compensated
+from noiseproof.methods.correctnet.cost import overhead
+from noiseproof.methods.correctnet.layers import candidate_layers, check_layers
+from noiseproof.methods.correctnet.pipeline import fit_compensation
+from noiseproof.methods.correctnet.search import PlacementEvaluator, search
+from noiseproof.methods.correctnet.settings import CorrectConfig
 from noiseproof.noise.base import NoiseModel
 
 NestedMethod = Annotated[
@@ -35,7 +40,7 @@ class CorrectNet(Method):
     """CorrectNet (Eldebiky et al., DATE 2023): `base` training, then learned compensation.
 
     Training steps are those of `base` (loss = its terms). After training, compensation
-    y_l -> y_l + c_l(y_l) (noiseproof.correctnet.compensation) is placed on the layers that
+    y_l -> y_l + c_l(y_l) (noiseproof.methods.correctnet.compensation) is placed on the layers that
     maximise reward = accuracy under noise / noise-free accuracy - cost_weight * overhead on the
     validation split (search `strategy`), then trained under fresh draws of the noise model at
     `level` with the original weights frozen.
@@ -83,16 +88,6 @@ class CorrectNet(Method):
         """Stage 2: place and train compensation; (the Compensated model, what was done:
         strategy, layers, noise, overhead in parameters and MACs as % of the model's, training).
         """
-        # imported here: the pipeline imports the experiment config, which imports the method
-        # registry this module registers into
-        from noiseproof.correctnet.pipeline import (
-            PlacementEvaluator,
-            candidate_layers,
-            check_layers,
-            fit_compensation,
-            search,
-        )
-
         chosen = self.noise or noise
         if chosen is None:
             raise NoiseproofError("method 'correctnet' needs a noise model (set 'noise')")
@@ -125,3 +120,11 @@ class CorrectNet(Method):
             "overhead": cost,
             "training": fit,
         }
+
+    def restore(self, model: nn.Module, record: dict[str, Any], *, input_shape: Any) -> nn.Module:
+        """The Compensated wrapper `finish` deployed: compensation after the record's 'layers',
+        shaped by this method's `correct.compensation` (weights come from the checkpoint)."""
+        layers = record.get("layers")
+        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+            raise NoiseproofError("checkpoint: the correctnet record holds no list of 'layers'")
+        return Compensated(model, layers, input_shape, self.correct.compensation)

@@ -9,11 +9,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from noiseproof.correctnet.compensation import CompensationSpec
+from noiseproof.methods.correctnet.compensation import CompensationSpec
 
 
 class CompensationTraining(BaseModel):
-    """How compensation is trained: Adam over its parameters only, fresh noise every step."""
+    """How compensation is trained (by the one trainer): Adam over its parameters only, a fresh
+    noise draw every step, constant learning rate, the best validation check kept."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

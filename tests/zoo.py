@@ -1,0 +1,176 @@
+"""Models shaped the way PyTorch users write them, with a tiny dataset each (for contract tests).
+
+Each entry: (name, model factory, dataset factory, chip selection, output key). Shapes covered:
+tied weights, dict and tuple outputs, several positional inputs, keyword inputs (a dict
+batch), BatchNorm statistics on the chip, a recurrent (GRU) layer, a submodule frozen in eval
+mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from noiseproof.chip import ChipSelection, select_output
+from noiseproof.data.base import Dataset
+
+CLASSES = 3
+
+
+class Tied(nn.Module):
+    """Two layers sharing one weight (b.weight = a.weight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 8)
+        self.b.weight = self.a.weight
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        return self.head(torch.relu(self.b(torch.relu(self.a(h)))))
+
+
+class DictOut(nn.Module):
+    """Returns {'logits': ..., 'features': ...}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = torch.relu(self.body(x))
+        return {"features": h, "logits": self.head(h)}
+
+
+class TupleOut(DictOut):
+    """Returns (logits, features)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = super().forward(x)
+        return out["logits"], out["features"]
+
+
+class Masked(nn.Module):
+    """forward(x, mask): a second positional input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x * mask)))
+
+
+class Keywords(Masked):
+    """forward(*, features, mask): keyword inputs (the dataset yields dicts)."""
+
+    def forward(self, *, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return super().forward(features, mask)
+
+
+class Normed(nn.Module):
+    """Linear + BatchNorm1d (statistics put on the chip by glob) + Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.bn(self.body(x))))
+
+
+class Recurrent(nn.Module):
+    """GRU over a [B, T, C] sequence, last hidden state to a Linear readout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(2, 8, batch_first=True)
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1])
+
+
+class Frozen(Normed):
+    """Normed with its BatchNorm frozen in eval mode by the user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn.eval()
+
+
+def _labels(n: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, CLASSES, (n,), generator=gen)
+
+
+def flat_data(name: str) -> Dataset:
+    """48 examples of 6 features (32 train, of which 8 validation; 16 test)."""
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(48, 6, generator=gen), _labels(48, gen)
+    return Dataset.from_tensors(x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, name=name)
+
+
+def masked_data(as_dict: bool) -> Dataset:
+    """(x, mask) pairs, as a tuple or as {'features': x, 'mask': mask}."""
+    gen = torch.Generator().manual_seed(2)
+    x, mask = torch.randn(48, 6, generator=gen), (torch.rand(48, 6, generator=gen) > 0.2).float()
+    y = _labels(48, gen)
+    train = {"features": x[:32], "mask": mask[:32]} if as_dict else (x[:32], mask[:32])
+    test = {"features": x[32:], "mask": mask[32:]} if as_dict else (x[32:], mask[32:])
+    return Dataset.from_tensors(train, y[:32], test, y[32:], val_fraction=0.25, name="masked")
+
+
+def sequence_data() -> Dataset:
+    """48 sequences of 5 steps x 2 channels."""
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(48, 5, 2, generator=gen), _labels(48, gen)
+    return Dataset.from_tensors(x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, name="seq")
+
+
+class ZooEntry(NamedTuple):
+    name: str
+    build: Callable[[], nn.Module]
+    data: Callable[[], Dataset]
+    selection: ChipSelection
+
+
+def _seeded(cls: type[nn.Module], output: str | int | None = None) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return select_output(cls(), output)
+
+    return build
+
+
+ZOO = [
+    ZooEntry("tied", _seeded(Tied), lambda: flat_data("tied"), ChipSelection()),
+    ZooEntry("dict_output", _seeded(DictOut, "logits"), lambda: flat_data("d"), ChipSelection()),
+    ZooEntry("tuple_output", _seeded(TupleOut, 0), lambda: flat_data("t"), ChipSelection()),
+    ZooEntry("two_inputs", _seeded(Masked), lambda: masked_data(False), ChipSelection()),
+    ZooEntry("dict_inputs", _seeded(Keywords), lambda: masked_data(True), ChipSelection()),
+    ZooEntry(
+        "bn_on_chip",
+        _seeded(Normed),
+        lambda: flat_data("bn"),
+        ChipSelection(include=("*.running_mean", "*.running_var")),
+    ),
+    ZooEntry(
+        "gru",
+        _seeded(Recurrent),
+        sequence_data,
+        ChipSelection(layers=("GRU", "Linear")),
+    ),
+    ZooEntry("frozen_bn", _seeded(Frozen), lambda: flat_data("frozen"), ChipSelection()),
+]
+"""The model zoo every contract test runs over."""
