@@ -159,3 +159,42 @@ def test_recurrent_parameters_are_selected_by_their_kind():
 
     names = ChipSelection(layers=("GRU",)).names(Recurrent())
     assert names == ["gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0"]
+
+
+CHEAP_CORRECTNET = {
+    "name": "correctnet",
+    "base": "standard",
+    "strategy": "greedy",
+    "correct": {
+        "training": {"steps": 4, "batch_size": 8, "eval_every": 2, "validation_transfers": 2},
+        "placement": {"search_steps": 2, "search_transfers": 2},
+    },
+}
+"""CorrectNet with tiny budgets: the contract is about shapes and side effects, not accuracy."""
+
+
+@pytest.mark.parametrize("entry", ZOO, ids=IDS)
+def test_correctnet_compensation_leaves_the_trained_module_as_it_was(entry):
+    model, data = with_user_gradients(entry.build()), entry.data()
+    before = snapshot(model)
+    method = methods.create(CHEAP_CORRECTNET)
+    wrapped, record = method.finish(
+        model,
+        data,
+        noise_models.create({"name": "relative_gaussian", "zeta": 0.3}),
+        selection=entry.selection,
+        seed=0,
+        log=lambda _: None,
+    )
+    assert_unchanged(before, model)
+    chips = run_transfers(
+        wrapped,
+        noise_models.create("relative_gaussian"),
+        data.x_test,
+        data.y_test,
+        2,
+        generator(0, "chips"),
+        selection=entry.selection,
+    )
+    assert chips.accuracy.shape == (2,)
+    assert record["layers"] == list(record["layers"])

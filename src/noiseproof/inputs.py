@@ -63,6 +63,16 @@ def shapes(x: Inputs) -> Any:
     return per_example[0] if isinstance(x, Tensor) else rebuild(x, per_example)
 
 
+def zeros(shape: Any) -> Inputs:
+    """A batch of one all-zero example of per-example `shape` (as `shapes` gives it, or as
+    JSON gives it back: lists for tuples): a tensor, a tuple or a dict of tensors."""
+    if isinstance(shape, Mapping):
+        return {key: torch.zeros(1, *part) for key, part in shape.items()}
+    if all(isinstance(d, int) for d in shape):
+        return torch.zeros(1, *shape)
+    return tuple(torch.zeros(1, *part) for part in shape)
+
+
 def to(x: Inputs, device: torch.device | str) -> Inputs:
     """`x` with every tensor on `device`."""
     return rebuild(x, [t.to(device) for t in leaves(x)])

@@ -66,7 +66,7 @@ class Lines(Silent):
         self.count = 0
         self.postfix = ""
         self.started = self.last = time.monotonic()
-        self.written = False
+        self.written: str | None = None  # the last line logged
         self.closed = False
 
     def line(self) -> str:
@@ -76,9 +76,9 @@ class Lines(Silent):
 
     def emit(self) -> None:
         """Log the current line now."""
-        logger.info(self.line())
+        self.written = self.line()
+        logger.info(self.written)
         self.last = time.monotonic()
-        self.written = True
 
     def update(self, n: int = 1) -> None:
         """Advance by `n`; log a line if `interval` seconds passed since the last one."""
@@ -91,8 +91,8 @@ class Lines(Silent):
         self.postfix = "".join(f", {k}={v}" for k, v in values.items())
 
     def close(self) -> None:
-        """Log the final count if earlier lines were written."""
-        if not self.closed and self.written:
+        """Log the final count if earlier lines were written (and it is not the last one)."""
+        if not self.closed and self.written and self.written != self.line():
             self.emit()
         self.closed = True
 

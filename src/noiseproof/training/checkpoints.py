@@ -33,7 +33,8 @@ class CheckpointMeta(BaseModel):
 
     model, method: component specs ({'name': ..., **params}); dataset: a spec or a name;
     input_shape / num_outputs: the shapes the weights were built for (a list of shapes, or a dict
-    of them, for a model taking several inputs); chip: the selection.
+    of them, for a model taking several inputs); chip: the selection; finish: the record of what
+    the method deployed after training (e.g. CorrectNet's compensation), rebuilt on load.
     """
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -48,7 +49,7 @@ class CheckpointMeta(BaseModel):
     seed: int | None = None
     train: dict[str, Any] | None = None
     train_noise: dict[str, Any] | None = None
-    compensation: dict[str, Any] | None = None
+    finish: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None
 
     @field_validator("model", "method")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.errors import NoiseproofError
-from noiseproof.inputs import Inputs, call_arguments
+from noiseproof.inputs import Inputs, call_arguments, zeros
 from noiseproof.modes import evaluating
 from noiseproof.seeding import derive_seed
 
@@ -111,19 +111,21 @@ class Compensator(nn.Module):
         return low_rank if self.affine is None else low_rank + self.affine(y)
 
 
-def probe_forward(model: nn.Module, input_shape: tuple[int, ...], handles: Sequence) -> None:
-    """One no-grad forward of a zero example in eval mode for the hooks in `handles`, which are
-    removed afterwards; every submodule's train/eval mode is restored."""
+def probe_forward(model: nn.Module, input_shape: Any, handles: Sequence) -> None:
+    """One no-grad forward of a zero example (noiseproof.inputs.zeros: one tensor, or several
+    inputs) in eval mode for the hooks in `handles`, which are removed afterwards; every
+    submodule's train/eval mode is restored."""
+    args, kwargs = call_arguments(zeros(input_shape))
     try:
         with torch.no_grad(), evaluating(model):
-            model(torch.zeros(1, *input_shape))
+            model(*args, **kwargs)
     finally:
         for handle in handles:
             handle.remove()
 
 
 def output_shapes(
-    model: nn.Module, layers: Sequence[str], input_shape: tuple[int, ...]
+    model: nn.Module, layers: Sequence[str], input_shape: Any
 ) -> dict[str, tuple[int, ...]]:
     """Per-example output shape of each named layer, from one no-grad forward in eval mode."""
     modules = dict(model.named_modules())
@@ -156,7 +158,7 @@ class Compensated(nn.Module):
         self,
         base: nn.Module,
         layers: Sequence[str],
-        input_shape: tuple[int, ...],
+        input_shape: Any,
         spec: CompensationSpec | None = None,
         *,
         seed: int = 0,
@@ -168,7 +170,7 @@ class Compensated(nn.Module):
         self.comp = nn.ModuleDict()
         self.record: dict[str, Tensor] | None = None  # set to a dict to keep corrected outputs
         modules = dict(base.named_modules())
-        shapes = output_shapes(base, self.layers, tuple(input_shape))
+        shapes = output_shapes(base, self.layers, input_shape)
         for name in self.layers:
             module = modules[name]
             if isinstance(module, nn.Linear):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import Tensor, nn
 
 from noiseproof.methods.correctnet.compensation import ChannelAffine, Compensated, probe_forward
 
 
-def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+def layer_macs(model: nn.Module, input_shape: Any) -> dict[str, int]:
     """Multiply-accumulates per example of every Linear/ConvNd in `model` (full names).
 
     Linear: in_features * out_features per output row; ConvNd: output elements * C_in/groups *
@@ -41,7 +42,7 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
     return counts
 
 
-def overhead(model: Compensated, input_shape: tuple[int, ...]) -> dict[str, float]:
+def overhead(model: Compensated, input_shape: Any) -> dict[str, float]:
     """Extra parameters and MACs of the compensation, absolute and as % of the original model's."""
     base_params = sum(p.numel() for p in model.base.parameters())
     comp_params = sum(p.numel() for p in model.comp.parameters())
