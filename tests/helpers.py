@@ -15,6 +15,20 @@ MINIMAL_EXPERIMENT = {
 }
 """The smallest valid experiment config, for tests that add one section to it."""
 
+QUICK_COMPARE = [
+    "--dataset",
+    "moons",
+    "--model",
+    "mlp",
+    "--epochs",
+    "1",
+    "--transfers",
+    "2",
+    "--levels",
+    "0",
+]
+"""Options of the quickest `compare` run (moons, one epoch, two chips, one level)."""
+
 
 def tiny_data(shape=(1, 8, 8), n=96, seed=0) -> Dataset:
     """n random examples of `shape` in 3 classes; validation and test are the first 16."""

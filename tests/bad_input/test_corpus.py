@@ -26,22 +26,11 @@ from corpus_files import QUICK_RUN, make_corpus_files, moons_meta
 from torch import nn
 
 import noiseproof as nf
-from helpers import tiny_data
+from helpers import QUICK_COMPARE, tiny_data
 from noiseproof.cli import cli
 from noiseproof.errors import NoiseproofError
 
-BASE = [
-    "--dataset",
-    "moons",
-    "--model",
-    "mlp",
-    "--epochs",
-    "1",
-    "--transfers",
-    "2",
-    "--levels",
-    "0",
-]
+BASE = QUICK_COMPARE
 
 
 def compare(*args: str) -> list[str]:

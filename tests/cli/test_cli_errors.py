@@ -9,21 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from helpers import QUICK_COMPARE
 from noiseproof.cli import cli
 
-QUICK = [
-    "--dataset",
-    "moons",
-    "--model",
-    "mlp",
-    "--epochs",
-    "1",
-    "--transfers",
-    "2",
-    "--levels",
-    "0",
-    "--no-progress",
-]
+QUICK = [*QUICK_COMPARE, "--no-progress"]
 
 
 def run(args):
