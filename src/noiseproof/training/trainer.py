@@ -12,10 +12,10 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
+from noiseproof.data.batching import steps_per_epoch, train_batches
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.transfers import run_transfers
-from noiseproof.inputs import take
 from noiseproof.modes import frozen_modules, kept_modes, train_mode
 from noiseproof.noise.base import NoiseModel
 from noiseproof.progress import Progress, progress_bar
@@ -67,19 +67,6 @@ def make_schedule(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def batches(
-    n: int, batch_size: int, gen: torch.Generator, steps: int | None = None
-) -> list[Tensor]:
-    """A fresh random permutation of range(n) cut into batches (the last may be smaller); with
-    `steps`, exactly that many batches of min(batch_size, n), cut from as many fresh
-    permutations, one after the other, as they need."""
-    if steps is None:
-        return list(torch.randperm(n, generator=gen).split(batch_size))
-    size = min(batch_size, n)
-    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-steps * size // n))])
-    return list(order[: steps * size].split(size))
-
-
 def train(
     model: nn.Module,
     data: Dataset,
@@ -121,7 +108,7 @@ def train(
     best_state: dict[str, Tensor] | None = None
     best_score = float("-inf")
     bar = progress_bar(
-        config.epochs * (config.steps_per_epoch or -(-len(data.y_train) // config.batch_size)),
+        config.epochs * steps_per_epoch(data, config.batch_size, config.steps_per_epoch),
         f"train {method.registered_name}",
         enabled=progress,
     )
@@ -198,16 +185,15 @@ def run_epoch(
     """One pass over the training split; returns the example-weighted mean of each loss term."""
     sums: dict[str, float] = {}
     seen = 0
-    for index in batches(len(data.y_train), config.batch_size, shuffle, config.steps_per_epoch):
-        x, y = take(data.x_train, index), data.y_train[index]
+    for x, y in train_batches(data, config.batch_size, shuffle, config.steps_per_epoch):
         terms = method.terms(ctx, x, y)
         loss = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         for name, value in {"loss": loss, **terms}.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(index)
-        seen += len(index)
+            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(y)
+        seen += len(y)
         bar.update(1)
     return {name: total / seen for name, total in sums.items()}
 
