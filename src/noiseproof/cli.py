@@ -17,6 +17,7 @@ from noiseproof.commands.options import (
     OneLineErrors,
     build_config,
     common_options,
+    device_option,
     global_options,
     log_option,
     logger_names,
@@ -69,6 +70,7 @@ def compare(**opts: Any) -> None:
             "transfers": opts["transfers"],
             "epochs": opts["epochs"],
             "seeds": numbers(opts["seed"], "--seed", int),
+            "device": opts["device"],
         },
         opts["assignments"],
     )
@@ -129,6 +131,7 @@ def train(**opts: Any) -> None:
             "methods": [opts["method"]] if opts["method"] else None,
             "epochs": opts["epochs"],
             "seeds": numbers(opts["seed"], "--seed", int),
+            "device": opts["device"],
         },
         opts["assignments"],
     )
@@ -176,6 +179,7 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 @click.option("--out", type=click.Path(), default="runs/evaluate", show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@device_option
 def evaluate(checkpoint: str, **opts: Any) -> None:
     """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips)."""
     from noiseproof.commands.from_checkpoint import (
@@ -196,6 +200,7 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
             "levels": numbers(opts["levels"], "--levels"),
             "transfers": opts["transfers"],
             "seeds": numbers(opts["seed"], "--seed", int),
+            "device": opts["device"],
         },
         opts["assignments"],
         base=base,

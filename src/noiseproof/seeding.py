@@ -13,6 +13,14 @@ def derive_seed(seed: int, *keys: object) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
-def generator(seed: int, *keys: object) -> torch.Generator:
-    """A CPU torch.Generator seeded with `derive_seed(seed, *keys)`."""
-    return torch.Generator().manual_seed(derive_seed(seed, *keys))
+def generator(
+    seed: int, *keys: object, device: torch.device | str | None = None
+) -> torch.Generator:
+    """A torch.Generator on `device` (None: the CPU) seeded with `derive_seed(seed, *keys)`.
+
+    Same seed, keys and device give the same stream; the CPU and CUDA generators are different
+    algorithms (Mersenne Twister vs Philox), so the same seed gives other numbers on each.
+    """
+    return torch.Generator(device=torch.device(device or "cpu")).manual_seed(
+        derive_seed(seed, *keys)
+    )

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from noiseproof.chip import ChipSelection, chip_params
+from noiseproof.evaluation.chipstream import BLOCK_MAX, block_size, vmappable
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
@@ -86,6 +87,12 @@ NOISES = [
 ]
 
 
+def library_block(model: nn.Module, noise) -> int:
+    """The block size of the library's chip stream for this model and noise model."""
+    clean = {name: t.detach() for name, t in chip_params(model).items()}
+    return block_size(clean, vmappable(noise, clean, torch.device("cpu")))
+
+
 @pytest.mark.parametrize("noise", NOISES, ids=lambda s: s["name"])
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "bn"])
 def test_matches_the_deepcopy_reference(kind, noise):
@@ -95,8 +102,11 @@ def test_matches_the_deepcopy_reference(kind, noise):
     result = run_transfers(
         model, noise, x, y, transfers, torch.Generator().manual_seed(4), keep_matrix=True
     )
+    on_chip = list(chip_params(model))
+    block = library_block(model, noise)
+    assert block == (1 if noise.registered_name == "chain" else BLOCK_MAX)  # quantize: plainly
     expected = correctness_matrix(
-        model, noise, x, y, transfers, torch.Generator().manual_seed(4), list(chip_params(model))
+        model, noise, x, y, transfers, torch.Generator().manual_seed(4), on_chip, block
     )
     assert torch.equal(result.matrix, expected)
     assert torch.equal(result.correct_counts, expected.sum(dim=0))
@@ -137,9 +147,8 @@ def test_explicit_params_and_selection_choose_what_is_perturbed():
         selection=ChipSelection(exclude=("fc1.*",)),
         keep_matrix=True,
     )
-    expected = correctness_matrix(
-        model, noise, x, y, 8, torch.Generator().manual_seed(2), ["fc2.weight", "fc2.bias"]
-    )
+    gen = torch.Generator().manual_seed(2)  # additive_gaussian: drawn by vmap, in blocks
+    expected = correctness_matrix(model, noise, x, y, 8, gen, list(head), BLOCK_MAX)
     assert torch.equal(by_params.matrix, expected)
     assert torch.equal(by_selection.matrix, expected)
 
@@ -196,9 +205,10 @@ def test_same_seed_same_result_and_the_generator_moves_on():
     assert torch.equal(a.accuracy, b.accuracy)
     assert torch.equal(a.correct_counts, b.correct_counts)
     g = torch.Generator().manual_seed(9)
-    first = run_transfers(model, noise, x, y, 3, g)
-    second = run_transfers(model, noise, x, y, 3, g)
-    assert torch.equal(torch.cat([first.accuracy, second.accuracy]), a.accuracy)
+    first = run_transfers(model, noise, x, y, 6, g)
+    second = run_transfers(model, noise, x, y, 6, g)  # one base seed drawn per call: new chips
+    assert torch.equal(first.accuracy, a.accuracy)
+    assert not torch.equal(second.accuracy, a.accuracy)
 
 
 def test_batch_size_does_not_change_which_chip_is_drawn():

@@ -16,14 +16,18 @@ from typing import Any
 import click
 
 from noiseproof import logs
-from noiseproof.commands.options import numbers
+from noiseproof.commands.options import device_option, numbers, resolved_device
 from noiseproof.outputs import locks_output
 
 
 def load_trained(
-    checkpoints: tuple[str, ...], dataset: str | None, max_test: int | None
+    checkpoints: tuple[str, ...],
+    dataset: str | None,
+    max_test: int | None,
+    device: Any = None,
 ) -> tuple[list[tuple[str, Any, dict]], Any]:
-    """[(label, model, meta)] for each checkpoint and the test data they are evaluated on.
+    """[(label, model, meta)] for each checkpoint and the test data they are evaluated on,
+    both on `device` (None: the CPU; the data moved once).
 
     The dataset is the first checkpoint's (or `dataset`), limited to `max_test` test examples;
     labels are the checkpoints' method labels (made unique with the file name if they repeat).
@@ -44,7 +48,7 @@ def load_trained(
         if any(label == other for other, _, _ in loaded):
             label = f"{label} ({Path(path).stem})"
         meta["selection"] = validated(ChipSelection, f"checkpoint {path} chip", **meta["chip"])
-        loaded.append((label, model_from_checkpoint(state, meta), meta))
+        loaded.append((label, model_from_checkpoint(state, meta, device), meta))
     spec = loaded[0][2]["dataset"] if dataset is None else {"name": dataset}
     spec = dict(spec) if isinstance(spec, dict) else {"name": spec}
     if max_test is not None:
@@ -52,7 +56,7 @@ def load_trained(
     data = datasets.create(spec).load()
     for path, (_, _, meta) in zip(checkpoints, loaded, strict=True):
         check_fits(meta, data.input_shape, data.num_outputs, path)
-    return loaded, data
+    return loaded, data if device is None else data.to(device)
 
 
 def records_csv(records: list[dict[str, Any]]) -> str:
@@ -100,6 +104,7 @@ def records_csv(records: list[dict[str, Any]]) -> str:
 @click.option(
     "--out", type=click.Path(), default="runs/attack", show_default=True, help="Output folder."
 )
+@device_option
 @locks_output("out")
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Targeted parameter attack vs random mismatch of the same relative size, per checkpoint."""
@@ -122,7 +127,8 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         transfers=opts["transfers"],
         examples=opts["examples"],
     )
-    loaded, data = load_trained(checkpoints, opts["dataset"], opts["max_test"])
+    device = resolved_device(opts["device"])
+    loaded, data = load_trained(checkpoints, opts["dataset"], opts["max_test"], device)
     records = []
     for label, model, meta in loaded:
         for record in targeted_attack(

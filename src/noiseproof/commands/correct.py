@@ -22,7 +22,13 @@ from typing import Any
 import click
 
 from noiseproof import logs
-from noiseproof.commands.options import build_config, common_options, numbers, split_list
+from noiseproof.commands.options import (
+    build_config,
+    common_options,
+    numbers,
+    resolved_device,
+    split_list,
+)
 from noiseproof.errors import NoiseproofError
 from noiseproof.outputs import locks_output
 
@@ -79,6 +85,7 @@ def command(**opts: Any) -> None:
             "transfers": opts["transfers"],
             "epochs": opts["epochs"],
             "seeds": numbers(opts["seed"], "--seed", int),
+            "device": opts["device"],
         },
         assignments,
         base=copy.deepcopy(raw),
@@ -88,13 +95,13 @@ def command(**opts: Any) -> None:
     seed, noise_entry = config.seeds[0], config.noise[0]
     noise = noise_entry.model.with_level(config.levels_of(noise_entry)[0])
     out = Path(opts["out"])
-    data = config.dataset.load()
+    data = config.dataset.load().to(resolved_device(config.device))  # moved once
     layers = split_list(opts["layers"])
     if layers is not None and not opts["checkpoint"]:  # refuse before training, not after
         check_layers(config.model.create(data.input_shape, data.num_outputs), layers)
     if opts["checkpoint"]:
         state, meta = load_checkpoint(opts["checkpoint"])
-        model = model_from_checkpoint(state, meta)
+        model = model_from_checkpoint(state, meta, config.device)
         if isinstance(model, Compensated):
             raise NoiseproofError(
                 f"{opts['checkpoint']} is already compensated: give the base model's checkpoint"

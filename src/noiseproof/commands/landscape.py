@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from noiseproof import logs
-from noiseproof.commands.options import numbers
+from noiseproof.commands.options import device_option, numbers, resolved_device
 from noiseproof.outputs import locks_output
 
 
@@ -30,6 +30,7 @@ from noiseproof.outputs import locks_output
 @click.option(
     "--out", type=click.Path(), default="runs/landscape", show_default=True, help="Output folder."
 )
+@device_option
 @locks_output("out")
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Loss landscape along random directions: one plot comparing methods, flatness per method."""
@@ -53,7 +54,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     if opts["alphas"]:
         settings["alphas"] = numbers(opts["alphas"], "--alphas")
     config = validated(LandscapeConfig, "landscape", **settings)
-    loaded, data = load_trained(checkpoints, opts["dataset"], None)
+    loaded, data = load_trained(checkpoints, opts["dataset"], None, resolved_device(opts["device"]))
     curves = {
         label: loss_landscape(
             model,

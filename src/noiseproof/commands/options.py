@@ -98,7 +98,7 @@ def common_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return device_option(func)
 
 
 VERBOSITY = "noiseproof.verbosity"
@@ -172,6 +172,27 @@ def global_options(func: Any) -> Any:
     for option in options if isinstance(func, click.Command) else reversed(options):
         func = option(func)
     return func
+
+
+def device_option(func: Any) -> Any:
+    """--device auto|cpu|cuda|cuda:N|mps (default: the config's `device`, itself 'auto')."""
+    return click.option(
+        "--device",
+        metavar="DEVICE",
+        help="Where to train and evaluate: auto (CUDA when available, else CPU), cpu, cuda, "
+        "cuda:N or mps. Config key `device`.",
+    )(func)
+
+
+def resolved_device(value: str | None) -> Any:
+    """The torch.device of a --device value (None: auto); a missing or misspelt device is one
+    NoiseproofError line."""
+    from noiseproof.devices import resolve_device
+
+    try:
+        return resolve_device(value, "--device")
+    except ValueError as error:
+        raise NoiseproofError(str(error)) from None
 
 
 def log_option(func: Any) -> Any:

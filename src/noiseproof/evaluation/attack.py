@@ -31,15 +31,17 @@ from noiseproof.chip import (
     forward,
     split_buffers,
 )
+from noiseproof.devices import accumulator_dtype, model_device
 from noiseproof.evaluation.arguments import check_evaluation_arguments
 from noiseproof.evaluation.clean import predictions
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
-from noiseproof.inputs import Inputs, split, take
+from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
 from noiseproof.noise.gaussian import RelativeGaussian
 from noiseproof.plotting import pyplot, save_figure
+from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
 from noiseproof.tasks import task_loss
 
@@ -84,25 +86,28 @@ def mean_task_loss(
     y: Tensor,
     batch_size: int,
     wrt: Sequence[Tensor] = (),
+    precision: str = "fp32",
 ) -> tuple[Tensor, list[Tensor | None]]:
     """Mean task loss over (x, y), evaluated in chunks, and its gradient w.r.t. the tensors
     `wrt` (None for one the loss does not depend on).
 
     Each chunk's gradient is taken as soon as its loss is computed (so memory holds one chunk's
     graph) with torch.autograd.grad, which writes no `.grad` anywhere: the model's own
-    parameters are left as they were. The returned loss is detached.
+    parameters are left as they were. The returned loss is detached and stays on y's device
+    (summed there, float64; float32 on MPS); forwards run under `precision` autocast.
     """
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=accumulator_dtype(y.device), device=y.device)
     grads: list[Tensor | None] = [None] * len(wrt)
     for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
-        loss = task_loss(forward(model, params, xs), ys) * (len(ys) / len(y))
+        with autocast(y.device, precision):
+            loss = task_loss(forward(model, params, xs), ys) * (len(ys) / len(y))
         if wrt:
             parts = torch.autograd.grad(loss, list(wrt), retain_graph=True, allow_unused=True)
             grads = [
                 g if p is None else p if g is None else g + p
                 for g, p in zip(grads, parts, strict=True)
             ]
-        total += float(loss.detach())
+        total += loss.detach()
     return total, grads
 
 
@@ -117,6 +122,7 @@ def attack_parameters(
     n_steps: int = 10,
     initial_std: float = 0.001,
     batch_size: int = 1000,
+    precision: str = "fp32",
 ) -> Params:
     """theta* maximising the mean task loss on (x, y) within |theta* - theta| <= zeta * |theta|.
 
@@ -124,7 +130,8 @@ def attack_parameters(
     r_0 = initial_std * N(0,1), r <- clip(r + zeta/n_steps * sign(grad_r CE), -zeta, zeta),
     i.e. the step zeta * |theta| / n_steps * sign(grad_theta* CE) of the paper followed by the
     projection onto the box. The model is put in eval mode (restored after). Returns detached
-    tensors; the box holds exactly (up to float rounding of theta + |theta| * r).
+    tensors; the box holds exactly (up to float rounding of theta + |theta| * r). The start is
+    drawn on the generator's device; forwards run under `precision` autocast.
     """
     if not (math.isfinite(zeta) and zeta > 0):
         raise ValueError(f"zeta must be finite and > 0, got {zeta}")
@@ -137,7 +144,9 @@ def attack_parameters(
         for _ in range(n_steps):
             leaves = [r.requires_grad_(True) for r in offset.values()]
             point = relative_box_point(theta, offset)
-            _, grads = mean_task_loss(model, point, x, y, batch_size, wrt=leaves)
+            _, grads = mean_task_loss(
+                model, point, x, y, batch_size, wrt=leaves, precision=precision
+            )
             with torch.no_grad():
                 for (name, r), grad in zip(list(offset.items()), grads, strict=True):
                     r = r.detach()
@@ -157,6 +166,7 @@ def targeted_attack(
     seed: int = 0,
     selection: ChipSelection | None = None,
     params: Params | None = None,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """One record per zeta: accuracy under the targeted attack and under random mismatch.
 
@@ -165,15 +175,20 @@ def targeted_attack(
     random_accuracy (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
     Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta). The
     attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
+    Runs on the model's device: (x, y) moved there once, generators made there; forwards under
+    `precision` (fp32, bf16, fp16) autocast.
     """
     check_evaluation_arguments(model, x, y, "x", "y")
+    check_precision(precision)
+    device = model_device(model)
+    x, y = to(x, device), y.to(device)
     if config is not None and not isinstance(config, AttackConfig):
         raise TypeError(f"config must be an AttackConfig or None, got {type(config).__name__}")
     config = config or AttackConfig()
     clean = detached(params if params is not None else chip_params(model, selection))
     weights, on_chip_buffers = split_buffers(model, clean)
     n = len(y) if config.examples is None else min(config.examples, len(y))
-    clean_pred = predictions(model, x, config.batch_size, clean)
+    clean_pred = predictions(model, x, config.batch_size, clean, precision)
     records = []
     for zeta in config.zetas:
         started = time.perf_counter()
@@ -183,25 +198,31 @@ def targeted_attack(
             take(x, slice(0, n)),
             y[:n],
             zeta,
-            make_generator(seed, "attack", zeta),
+            make_generator(seed, "attack", zeta, device=device),
             n_steps=config.n_steps,
             initial_std=config.initial_std,
             batch_size=config.batch_size,
+            precision=precision,
         )
-        attacked_pred = predictions(model, x, config.batch_size, attacked)
+        attacked_pred = predictions(model, x, config.batch_size, attacked, precision)
         random = run_transfers(
             model,
             RelativeGaussian(zeta=zeta),
             x,
             y,
             config.transfers,
-            make_generator(seed, "attack-random", zeta),
+            make_generator(seed, "attack-random", zeta, device=device),
             params=clean,
             batch_size=config.batch_size,
+            precision=precision,
         )
         with torch.no_grad(), evaluating(model):
-            clean_loss, _ = mean_task_loss(model, clean, x, y, config.batch_size)
-            attacked_loss, _ = mean_task_loss(model, attacked, x, y, config.batch_size)
+            clean_loss, _ = mean_task_loss(
+                model, clean, x, y, config.batch_size, precision=precision
+            )
+            attacked_loss, _ = mean_task_loss(
+                model, attacked, x, y, config.batch_size, precision=precision
+            )
         records.append(
             {
                 "zeta": zeta,

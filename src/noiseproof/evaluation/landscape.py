@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
+from noiseproof.devices import accumulator_dtype, model_device
 from noiseproof.evaluation.arguments import check_evaluation_arguments
-from noiseproof.inputs import Inputs, split, take
+from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
 from noiseproof.plotting import pyplot, save_figure
+from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
 from noiseproof.tasks import predict, task_loss
 
@@ -74,16 +76,24 @@ class LandscapeConfig(BaseModel):
 
 @torch.no_grad()
 def loss_and_accuracy(
-    model: nn.Module, params: Mapping[str, Tensor], x: Inputs, y: Tensor, batch_size: int
+    model: nn.Module,
+    params: Mapping[str, Tensor],
+    x: Inputs,
+    y: Tensor,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
-    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (modes restored)."""
-    with evaluating(model):
-        loss, correct = 0.0, 0
+    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (modes restored),
+    under `precision` autocast; summed on y's device and read once."""
+    dtype = accumulator_dtype(y.device)
+    loss = torch.zeros((), dtype=dtype, device=y.device)
+    correct = torch.zeros((), dtype=torch.int64, device=y.device)
+    with evaluating(model), autocast(y.device, precision):
         for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
             logits = forward(model, params, xs)
-            loss += float(task_loss(logits, ys)) * len(ys)
-            correct += int((predict(logits) == ys).sum())
-        return loss / len(y), correct / len(y)
+            loss += task_loss(logits, ys).to(dtype) * len(ys)
+            correct += (predict(logits) == ys).sum()
+    return float(loss) / len(y), int(correct) / len(y)
 
 
 def random_direction(params: Params, scale: float, generator: torch.Generator) -> Params:
@@ -100,29 +110,34 @@ def loss_landscape(
     seed: int = 0,
     selection: ChipSelection | None = None,
     params: Params | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Loss and accuracy at theta + alpha * v for every alpha and direction, plus flatness.
 
     Returns {'alphas': [A], 'loss': [R][A], 'accuracy': [R][A], 'flatness': float,
     'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_accuracy'}.
     Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
-    evaluated with the same seed sees the same normal draws where shapes agree.
+    evaluated with the same seed sees the same normal draws where shapes agree. Runs on the
+    model's device (data moved once, directions drawn there) under `precision` autocast.
     """
     check_evaluation_arguments(model, x, y, "x", "y")
+    check_precision(precision)
+    device = model_device(model)
     if config is not None and not isinstance(config, LandscapeConfig):
         raise TypeError(f"config must be a LandscapeConfig or None, got {type(config).__name__}")
     config = config or LandscapeConfig()
     theta = detached(params if params is not None else chip_params(model, selection))
     n = len(y) if config.examples is None else min(config.examples, len(y))
-    x, y = take(x, slice(0, n)), y[:n]
+    x, y = to(take(x, slice(0, n)), device), y[:n].to(device)
     alphas = config.grid()
     losses, accuracies = [], []
     for repeat in range(config.repeats):
-        v = random_direction(theta, config.scale, make_generator(seed, "landscape", repeat))
+        gen = make_generator(seed, "landscape", repeat, device=device)
+        v = random_direction(theta, config.scale, gen)
         row_loss, row_acc = [], []
         for alpha in alphas:
             point = {name: t + alpha * v[name] for name, t in theta.items()}
-            loss, acc = loss_and_accuracy(model, point, x, y, config.batch_size)
+            loss, acc = loss_and_accuracy(model, point, x, y, config.batch_size, precision)
             row_loss.append(loss)
             row_acc.append(acc)
         losses.append(row_loss)

@@ -15,7 +15,7 @@ def accuracy_summary(accuracy: Tensor) -> dict[str, float]:
     """
     if not isinstance(accuracy, Tensor) or accuracy.dim() != 1 or not len(accuracy):
         raise TypeError("accuracy must be a non-empty 1-d tensor (one accuracy per transfer)")
-    acc = accuracy.double()
+    acc = accuracy.detach().double().cpu()  # K numbers, read once: the summary is host-side
     std = float(acc.std()) if len(acc) > 1 else 0.0
     q05, q50, q95 = torch.quantile(acc, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64))
     return {

@@ -62,7 +62,13 @@ def analyse_model(
             compute=lambda: [
                 {"method": label, "seed": seed, **record}
                 for record in targeted_attack(
-                    model, data.x_test, data.y_test, config.attack, seed=seed, selection=config.chip
+                    model,
+                    data.x_test,
+                    data.y_test,
+                    config.attack,
+                    seed=seed,
+                    selection=config.chip,
+                    precision=config.eval_precision,
                 )
             ],
         )
@@ -81,6 +87,7 @@ def analyse_model(
                     config.landscape,
                     seed=seed,
                     selection=config.chip,
+                    precision=config.eval_precision,
                 ),
             },
         )

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset as TorchDataset
 from noiseproof.chip import ChipSelection
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset, DatasetSpec
+from noiseproof.devices import check_device_spec, resolve_device
 from noiseproof.experiments.compare import run_compare
 from noiseproof.experiments.results import flat_row, summary_rows, text_table
 from noiseproof.models.base import ModelSpec
@@ -139,6 +140,7 @@ def compare(
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    device: Any = "auto",
     **settings: Any,
 ) -> CompareResults:
     """Train `model` with each method and measure each under noise over simulated chips.
@@ -149,10 +151,13 @@ def compare(
     components, one or several ('label' keys rename them). levels: the sweep. train: a
     TrainConfig or its fields. chip: which tensors are on the chip. output: the key/index of
     the logits when the model returns a dict/tuple. out: None keeps everything in memory; a
-    folder writes what `noiseproof compare` writes (and `resume` continues it). Further
-    keyword `settings` are experiment config keys (e.g. reliability_threshold, attack).
-    Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
+    folder writes what `noiseproof compare` writes (and `resume` continues it). device:
+    'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device
+    (ValueError if it is not there); the trained `.models` live on it. Further keyword
+    `settings` are experiment config keys (e.g. reliability_threshold, attack,
+    eval_precision). Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
     """
+    resolve_device(device, "device")
     if not isinstance(model, nn.Module) and not callable(model):
         raise TypeError(f"model must be an nn.Module or a function building one, got {model!r}")
     if out is not None and (not isinstance(out, str | Path) or not str(out).strip()):
@@ -167,6 +172,7 @@ def compare(
         "seeds": [seeds] if isinstance(seeds, int) else list(seeds),
         **({"train": train} if train is not None else {}),
         **({"chip": chip} if chip is not None else {}),
+        "device": check_device_spec(device),
         **settings,
     }
     config = ExperimentConfig.parse(raw)

@@ -23,6 +23,7 @@ from torch import nn
 
 from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.config import ExperimentConfig
+from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import analyse_model, flatness_table, write_analyses
 from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_and_save
@@ -139,6 +140,7 @@ def run_compare(
         check_finished(out, config, raw, skip=frozenset(pretrained or {}))
     started = time.perf_counter()
     data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
+    device = resolve_device(config.device)
     for path in (pretrained or {}).values():  # a checkpoint must fit the data, before any forward
         state, meta = load_checkpoint(path)
         check_fits(meta, data.input_shape, data.num_outputs, f"{path}")
@@ -146,9 +148,11 @@ def run_compare(
     if out is not None:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
     log(
-        f"dataset {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
-        f"{len(data.x_test)} test, input {data.input_shape}, {data.num_outputs} outputs"
+        f"dataset {data.name}: {len(data.y_train)} train / {len(data.y_val)} val / "
+        f"{len(data.y_test)} test, input {data.input_shape}, {data.num_outputs} outputs; "
+        f"device {device}"
     )
+    data = data.to(device)  # in-memory splits moved once for every training and evaluation
     train_noise = config.noise[0].model
     records, trainings, attacks, landscapes = [], [], [], []
     n_jobs = (
@@ -166,7 +170,7 @@ def run_compare(
                     state, meta = load_checkpoint(given or ckpt)
                     if not given:  # a checkpoint of this folder must be this (method, seed)'s
                         check_record(ckpt, meta, checkpoint_expect(entry.label, seed))
-                    model = model_from_checkpoint(state, meta)
+                    model = model_from_checkpoint(state, meta, device)
                     log(f"loaded {given or ckpt}")
                 else:
                     model, meta = train_and_save(
@@ -216,6 +220,7 @@ def run_compare(
                                     selection=config.chip,
                                     threshold=config.reliability_threshold,
                                     batch_size=config.eval_batch_size,
+                                    precision=config.eval_precision,
                                 ),
                                 "method_spec": entry.method.spec(),
                                 "training": {k: v for k, v in training.items() if k != "history"},

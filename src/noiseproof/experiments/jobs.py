@@ -16,6 +16,7 @@ from torch import nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
+from noiseproof.devices import model_device, resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary, reliability
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 
 def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
-    """A fresh model whose initial weights depend only on `seed` (same start for every method)."""
+    """A fresh model whose initial weights depend only on `seed` (same start for every method),
+    built on the CPU on purpose (the same start on every device; training moves it)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         return spec.create(data.input_shape, data.num_outputs)
@@ -56,8 +58,10 @@ def train_job(
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
+    device: torch.device | str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one model; return it (best-val weights) and the metadata its checkpoint keeps.
+    """Train one model on `device` (None: auto); return it (best-val weights, on that device)
+    and the metadata its checkpoint keeps.
 
     label: the name results report the method under (default: the method's name);
     dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
@@ -77,6 +81,7 @@ def train_job(
         seed=seed,
         progress=progress,
         callbacks=callbacks,
+        device=resolve_device(device),
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
@@ -114,9 +119,9 @@ def train_and_save(
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """`train_job` for one method entry of an experiment config, its checkpoint written to
-    `path` (unless None) and one line logged (label, seed, best validation accuracy and epoch,
-    time)."""
+    """`train_job` for one method entry of an experiment config, on its `device`, its
+    checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
+    anywhere) and one line logged (label, seed, best validation accuracy and epoch, time)."""
     model, meta = train_job(
         config.model,
         data,
@@ -130,6 +135,7 @@ def train_and_save(
         progress=progress,
         log=log,
         callbacks=callbacks,
+        device=config.device,
     )
     if path is not None:
         save_checkpoint(path, model.state_dict(), meta)
@@ -141,8 +147,13 @@ def train_and_save(
     return model, meta
 
 
-def model_from_checkpoint(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> nn.Module:
-    """Rebuild the module a checkpoint describes and load its weights (strictly).
+def model_from_checkpoint(
+    state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    device: torch.device | str | None = None,
+) -> nn.Module:
+    """Rebuild the module a checkpoint describes and load its weights (strictly), on `device`
+    (None: the CPU, where `load_checkpoint` maps every tensor, whatever device wrote it).
 
     When training's method finished with a record (meta 'finish'), that method (meta 'method',
     from the registry) rebuilds what it deployed around the model (`Method.restore`) first.
@@ -160,7 +171,7 @@ def model_from_checkpoint(state: dict[str, torch.Tensor], meta: dict[str, Any]) 
             f"checkpoint weights do not fit model {meta['model']}: {first}"
         ) from None
     model.eval()
-    return model
+    return model if device is None else model.to(resolve_device(device))
 
 
 def evaluate_job(
@@ -175,14 +186,16 @@ def evaluate_job(
     threshold: float = 0.95,
     batch_size: int = 2000,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Monte Carlo over `transfers` chips at one noise level -> one result record (no labels).
 
-    The noise stream depends on (seed, noise label, level) only, so every method at a level sees
-    the same draws where parameter shapes agree (common random numbers).
+    The noise stream depends on (seed, noise label, level) and the device only, so every
+    method at a level sees the same draws where parameter shapes agree (common random
+    numbers). Runs where the model is (its generator made there), under `precision` autocast.
     """
     started = time.perf_counter()
-    gen = generator(seed, "transfers", noise_label, noise.level)
+    gen = generator(seed, "transfers", noise_label, noise.level, device=model_device(model))
     result = run_transfers(
         model,
         noise,
@@ -193,13 +206,14 @@ def evaluate_job(
         selection=selection,
         batch_size=batch_size,
         progress=progress,
+        precision=precision,
     )
     return {
         "noise": noise_label,
         "level": noise.level,
         "seed": seed,
         "transfers": transfers,
-        "clean_accuracy": clean_accuracy(model, data.x_test, data.y_test, batch_size),
+        "clean_accuracy": clean_accuracy(model, data.x_test, data.y_test, batch_size, precision),
         "accuracy": accuracy_summary(result.accuracy),
         "reliability": reliability(result, threshold),
         "per_example_reliability_histogram": reliability_histogram(

@@ -15,7 +15,7 @@ with D = KL(softmax f(theta) || softmax f(theta*)) by default (paper, eq. 2-3).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +113,9 @@ class Adversarial(Method):
     (the paper's forward noise + adversarial combination, e.g. s = 0.3 with beta_rob = 0.1).
     beta_rob = 0 skips the attack: the step is then exactly standard (or forward-noise) training.
     """
+
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
 
     n_steps: int = Field(10, ge=1, le=1000, description="sign-ascent steps of the attack")
     zeta_attack: float = Field(

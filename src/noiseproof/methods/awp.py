@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -34,11 +34,12 @@ def layer_l2_ascent(
             for (name, v), g in zip(list(delta.items()), grads, strict=True):
                 v = v.detach()
                 radius = gamma * theta[name].norm()
-                if g is not None and float(g.norm()) > 0:
-                    v.add_(g * (radius / n_steps / g.norm()))
+                if g is not None:  # tests on the device (torch.where): no host synchronisation
+                    g_norm = g.norm()
+                    step = radius / n_steps / g_norm
+                    v.add_(g * torch.where(g_norm > 0, step, torch.zeros_like(step)))
                     norm = v.norm()
-                    if norm > radius:
-                        v.mul_(radius / norm)
+                    v.mul_(torch.where(norm > radius, radius / norm, torch.ones_like(norm)))
                 delta[name] = v
     return {name: v.detach() for name, v in delta.items()}
 
@@ -55,6 +56,9 @@ class AWP(Method):
     ||v_l|| <= gamma * ||theta_l||. gamma 0.1 as in Buechel et al.; one ascent step as in
     Wu et al. (n_steps is our option).
     """
+
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
 
     gamma: float = Field(
         0.1, gt=0.0, le=10.0, allow_inf_nan=False, description="relative perturbation budget"

@@ -38,6 +38,19 @@ class Method(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16", "fp16")
+    """The `train.precision` values this method can train in (checked with the config)."""
+    precision_note: ClassVar[str] = ""
+    """Why a precision is missing from `precisions` (shown in the refusal)."""
+
+    def check_precision(self, precision: str) -> None:
+        """ValueError (one line) unless this method can train in `precision`."""
+        if precision not in self.precisions:
+            why = f" ({self.precision_note})" if self.precision_note else ""
+            raise ValueError(
+                f"method '{self.registered_name}' cannot train in train.precision {precision!r}"
+                f"{why}: use {' or '.join(self.precisions)}"
+            )
 
     @abstractmethod
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:

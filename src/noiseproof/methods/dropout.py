@@ -43,7 +43,9 @@ class Dropout(Method):
             if not module.training or self.p == 0:
                 return None
             (first, *rest) = inputs
-            mask = torch.rand(first.shape, generator=ctx.generator) < keep
+            gen = ctx.generator  # drawn on the generator's device (the job's), then no-op move
+            mask = torch.rand(first.shape, generator=gen, device=gen.device) < keep
+            mask = mask.to(first.device)
             return (first * mask.to(first.dtype) / keep, *rest)
 
         handles = [module.register_forward_pre_hook(drop) for module in targets]

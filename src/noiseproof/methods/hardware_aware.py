@@ -80,11 +80,7 @@ class HardwareAware(Method):
         if self.drop_stuck and stuck:
             pending = self._frozen.get(id(ctx))
             if self.drop_mode == "restore" and pending is not None:
-                pending[:] = [
-                    (ctx.params[n], mask, clean[n][mask].clone())
-                    for n, mask in stuck.items()
-                    if bool(mask.any())
-                ]
+                pending[:] = [(ctx.params[n], mask, clean[n].clone()) for n, mask in stuck.items()]
             else:
                 for name, mask in stuck.items():
                     used[name] = torch.where(mask, chip[name], used[name])
@@ -101,14 +97,14 @@ class HardwareAware(Method):
     ) -> Tensor:
         """sum 0.5 * (sigma^2 + mu^2 - 1 - log sigma^2) with mu = used weights, sigma estimated."""
         draws = [noise.sample(clean, generator) for _ in range(self.kl_samples)]
-        total = torch.zeros(())
-        for name, mu in used.items():
+        total = torch.zeros((), device=next((mu.device for mu in used.values()), None))
+        for name, mu in used.items():  # masked by torch.where: no host synchronisation
             stack = torch.stack([d[name] for d in draws])
             keep = (stack != stack[0]).any(dim=0)
             sigma = stack.double().std(dim=0).to(mu.dtype)
-            if bool(keep.any()):
-                var = sigma[keep].square()
-                total = total + 0.5 * (var + mu[keep].square() - 1 - var.log()).sum()
+            var = torch.where(keep, sigma.square(), torch.ones_like(sigma))
+            term = 0.5 * (var + mu.square() - 1 - var.log())
+            total = total + torch.where(keep, term, torch.zeros_like(term)).sum()
         return total
 
     @contextlib.contextmanager
@@ -127,7 +123,7 @@ class HardwareAware(Method):
                 return
             with torch.no_grad():
                 for param, mask, values in pending:
-                    param[mask] = values
+                    param.copy_(torch.where(mask, values, param))
             pending.clear()
 
         self._frozen[id(ctx)] = pending

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, PrivateAttr
@@ -49,6 +49,9 @@ class Lipschitz(Method):
     With `noise_level` set, the task term is computed through a fresh noisy draw each step
     (straight-through, as in `noise_injection`), so the two compose in one method.
     """
+
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
 
     weight: float = Field(0.01, ge=0.0, allow_inf_nan=False, description="penalty weight")
     target: float = Field(1.0, gt=0.0, allow_inf_nan=False, description="target norm per layer")

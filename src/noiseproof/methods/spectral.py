@@ -105,7 +105,8 @@ class SpectralNormEstimator:
         shape = input_shape_of(module, self.shapes.get(name))
         u = self.vectors.get(name)
         if u is None or tuple(u.shape[1:]) != shape:
-            draw = torch.randn((1, *shape), generator=self.generator, dtype=weight.dtype)
+            gen = self.generator
+            draw = torch.randn((1, *shape), generator=gen, dtype=weight.dtype, device=gen.device)
             u = _unit(draw.to(weight.device))
         return u
 
@@ -144,7 +145,7 @@ def operator_norm(
     input_shape: per-example input shape, required for convolutions (e.g. (C, H, W)). Stops
     when the estimate changes by less than `tol` (relative) or after `iterations` steps.
     """
-    gen = generator or torch.Generator().manual_seed(0)
+    gen = generator or torch.Generator(device=module.weight.device).manual_seed(0)
     estimator = SpectralNormEstimator({"layer": module}, gen)
     if input_shape is not None:
         estimator.observe("layer", input_shape)

@@ -10,7 +10,7 @@ The paper publishes neither the variation's size nor p: both are options (p = 0.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -65,6 +65,9 @@ class WVAT(Method):
     Buechel et al. 2022). The probe forward runs on scratch copies of the buffers.
     """
 
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
+
     p: float = Field(
         0.5, ge=0.0, le=1.0, allow_inf_nan=False, description="probability of a random variation"
     )
@@ -83,7 +86,8 @@ class WVAT(Method):
         """True for a random variation: always at p = 1, never at p = 0, else a coin with p."""
         if self.p in (0.0, 1.0):
             return self.p == 1.0
-        return bool(torch.rand((), generator=ctx.generator) < self.p)
+        coin = torch.rand((), generator=ctx.generator, device=ctx.generator.device)
+        return bool(coin < self.p)  # the one read per step: it chooses the branch
 
     def variation(self, ctx: StepContext, x: Tensor, y: Tensor) -> Params:
         """The perturbed weights w + delta (detached) for this batch."""

@@ -1,4 +1,4 @@
-"""Built-in models (MLP, Buechel CNN, LeNet-5, VGG, CIFAR ResNets) and `build_model`."""
+"""Built-in models (MLP, Buechel CNN, LeNet-5, VGG, ResNets) and `build_model`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""CIFAR-style residual networks ResNet-20 and ResNet-32 (He et al. 2016, section 4.2)."""
+"""Residual networks (He et al. 2016): CIFAR-style ResNet-20 and ResNet-32 (section 4.2) and
+ResNet-18 (table 1), ImageNet style or with a CIFAR stem."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
@@ -85,3 +86,52 @@ class ResNet32(CifarResNet):
     """ResNet-32 for small images: 3 stages of 5 basic blocks (He et al. 2016), ~0.46M params."""
 
     blocks: ClassVar[int] = 5
+
+
+def resnet18(in_channels: int, num_outputs: int, stem: str, width: int) -> nn.Sequential:
+    """ResNet-18 (He et al. 2016, table 1): stem, 4 stages of 2 BasicBlocks of widths
+    w, 2w, 4w, 8w (64-128-256-512), global average pool, Linear.
+
+    stem 'imagenet': 7x7 stride-2 conv-BN-ReLU and 3x3 stride-2 max-pool (224x224 inputs);
+    'cifar': 3x3 stride-1 conv-BN-ReLU, no max-pool (32x32 inputs). Convolutions He-initialised
+    (fan_out), BatchNorm at weight 1 and bias 0, as torchvision does.
+    """
+    if stem == "imagenet":
+        layers: list[nn.Module] = [
+            conv_bn(in_channels, width, 7, 2),
+            nn.ReLU(inplace=False),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        ]
+    else:
+        layers = [conv_bn(in_channels, width, 3, 1), nn.ReLU(inplace=False)]
+    channels = width
+    for stage in range(4):
+        out = width * 2**stage
+        for block in range(2):
+            layers.append(BasicBlock(channels, out, 2 if stage > 0 and block == 0 else 1))
+            channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_outputs)]
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+@models.register("resnet18")
+class ResNet18(ModelSpec):
+    """ResNet-18 (He et al. 2016): 4 stages of 2 basic blocks, 64-512 channels, ~11.7M params.
+
+    11,689,512 parameters with the ImageNet stem and 1000 classes (as published); the CIFAR
+    stem (3x3 stride 1, no max-pool) keeps 32x32 feature maps in the first stage.
+    """
+
+    stem: Literal["imagenet", "cifar"] = Field(
+        "imagenet", description="imagenet: 7x7 stride-2 conv + max-pool; cifar: 3x3 stride-1 conv"
+    )
+    width: int = Field(64, gt=0, description="channels of the first stage (doubled per stage)")
+
+    def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+        """The network for inputs with input_shape[0] channels; any spatial size works."""
+        in_channels = image_shape(input_shape, self.registered_name)[0]
+        return resnet18(in_channels, num_outputs, self.stem, self.width)

@@ -71,12 +71,16 @@ noise_models: Registry[NoiseModel] = Registry("noise model")
 
 
 def standard_normal(like: Tensor, generator: torch.Generator) -> Tensor:
-    """N(0,1) draws shaped like `like`, from `generator` (on the CPU, then moved to its device)."""
-    draw = torch.randn(like.shape, generator=generator, dtype=like.dtype)
+    """N(0,1) draws shaped like `like`, made on the generator's device, then moved to `like`'s.
+
+    With the generator on the tensor's device (a job's generators are made on its device) the
+    move is a no-op: no copy between host and device.
+    """
+    draw = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device)
     return draw.to(like.device)
 
 
 def uniform(like: Tensor, generator: torch.Generator) -> Tensor:
-    """U[0,1) draws shaped like `like`, from `generator`."""
-    draw = torch.rand(like.shape, generator=generator, dtype=like.dtype)
+    """U[0,1) draws shaped like `like`, made on the generator's device, then moved to `like`'s."""
+    draw = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=generator.device)
     return draw.to(like.device)

@@ -69,14 +69,28 @@ class DisturbTable:
 
     def sample(self, cells_after: Tensor, generator: torch.Generator) -> Tensor:
         """One dG per cell: a uniform pick among the samples of the nearest cells_after key."""
-        n = cells_after.to(torch.float64).reshape(-1)
-        keys = self.keys.to(torch.float64)
+        table = self.on(generator.device)
+        n = cells_after.to(generator.device, torch.float64).reshape(-1)
+        keys = table.keys.to(torch.float64)
         right = torch.searchsorted(keys, n).clamp(max=len(keys) - 1)
         left = (right - 1).clamp(min=0)
         nearest = torch.where((n - keys[left]).abs() <= (keys[right] - n).abs(), left, right)
-        u = torch.rand(n.shape, generator=generator, dtype=torch.float64)
-        pick = (u * self.counts[nearest]).long().clamp(max=self.counts[nearest] - 1)
-        return self.values[self.starts[nearest] + pick].reshape(cells_after.shape)
+        u = torch.rand(n.shape, generator=generator, dtype=torch.float64, device=generator.device)
+        pick = (u * table.counts[nearest]).long().clamp(max=table.counts[nearest] - 1)
+        return table.values[table.starts[nearest] + pick].reshape(cells_after.shape)
+
+    def on(self, device: torch.device) -> DisturbTable:
+        """This table with its tensors on `device` (itself when already there)."""
+        if self.values.device == device:
+            return self
+        return _table_on(self, str(device))
+
+
+@functools.lru_cache(maxsize=16)
+def _table_on(table: DisturbTable, device: str) -> DisturbTable:
+    """`table` moved to `device` once (cached by the table's identity), not once per transfer."""
+    tensors = (table.keys, table.starts, table.counts, table.values)
+    return DisturbTable(*(t.to(device) for t in tensors))
 
 
 @functools.lru_cache(maxsize=16)
@@ -117,32 +131,35 @@ def load_disturb_table(path: str | Path) -> DisturbTable:
     return _read_table(str(path.resolve()), path.stat().st_mtime)
 
 
-def crossbar_positions(shape: torch.Size) -> tuple[Tensor, Tensor, int, int]:
+def crossbar_positions(
+    shape: torch.Size, device: torch.device | None = None
+) -> tuple[Tensor, Tensor, int, int]:
     """(row, col, n_rows, n_cols) of every element of a tensor laid out on one crossbar array.
 
     A [out, *rest] tensor sits transposed: input k = flattened rest index on row k, output o on
-    column o (y = x G). A 1-D tensor (a bias) is one row. row and col are shaped like the tensor.
+    column o (y = x G). A 1-D tensor (a bias) is one row. row and col are shaped like the tensor,
+    made on `device` (None: the CPU).
     """
     numel = math.prod(shape)
     if len(shape) >= 2:
         n_cols, n_rows = shape[0], numel // max(shape[0], 1)
-        col = torch.arange(n_cols).view(-1, 1).expand(n_cols, n_rows)
-        row = torch.arange(n_rows).view(1, -1).expand(n_cols, n_rows)
+        col = torch.arange(n_cols, device=device).view(-1, 1).expand(n_cols, n_rows)
+        row = torch.arange(n_rows, device=device).view(1, -1).expand(n_cols, n_rows)
         return row.reshape(shape), col.reshape(shape), n_rows, n_cols
-    col = torch.arange(numel).reshape(shape)
+    col = torch.arange(numel, device=device).reshape(shape)
     return torch.zeros_like(col), col, 1, max(numel, 1)
 
 
-def cells_after(shape: torch.Size) -> Tensor:
+def cells_after(shape: torch.Size, device: torch.device | None = None) -> Tensor:
     """How many cells of the array are programmed after each element (row-major programming)."""
-    row, col, _, n_cols = crossbar_positions(shape)
+    row, col, _, n_cols = crossbar_positions(shape, device)
     order = row * n_cols + col
     return math.prod(shape) - 1 - order
 
 
-def wire_segments(shape: torch.Size) -> Tensor:
+def wire_segments(shape: torch.Size, device: torch.device | None = None) -> Tensor:
     """Wire segments between drivers and sense amplifier per element: (col + 1) + (n_rows - row)."""
-    row, col, n_rows, _ = crossbar_positions(shape)
+    row, col, n_rows, _ = crossbar_positions(shape, device)
     return (col + 1) + (n_rows - row)
 
 
@@ -251,24 +268,29 @@ class TiO2Crossbar(NoiseModel):
         return ((self.noise_a_per_us * g + self.noise_b_pct) / 100 * g).clamp(min=0)
 
     def disturb_draw(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
-        """dG (uS, level 1) per element of one array: from the table, else N(m f(n), s f(n))."""
-        n = cells_after(shape)
+        """dG (uS, level 1) per element of one array: from the table, else N(m f(n), s f(n)).
+
+        Made on the generator's device.
+        """
+        n = cells_after(shape, generator.device)
         if self._table is not None:
             return self._table.sample(n, generator)
         f = 1 - torch.exp(-n.to(torch.float64) / self.disturb_cells)
-        z = torch.randn(shape, generator=generator, dtype=torch.float64)
+        z = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
         return f * (self.disturb_mean_us + self.disturb_std_us * z)
 
     def program_column(self, g: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Program one device column of target conductances `g` (uS): (actual G, stuck mask)."""
-        s, shape, device = self.level, g.shape, g.device
+        s, shape, device, drawn_on = self.level, g.shape, g.device, generator.device
         mapping = self.mapping
 
         def normal() -> Tensor:
-            return torch.randn(shape, generator=generator, dtype=torch.float64).to(device)
+            draw = torch.randn(shape, generator=generator, dtype=torch.float64, device=drawn_on)
+            return draw.to(device)
 
         def uniform() -> Tensor:
-            return torch.rand(shape, generator=generator, dtype=torch.float64).to(device)
+            draw = torch.rand(shape, generator=generator, dtype=torch.float64, device=drawn_on)
+            return draw.to(device)
 
         out = g
         if self.offset:
@@ -291,7 +313,7 @@ class TiO2Crossbar(NoiseModel):
                 is_lrs = kind < p_lrs / (p_lrs + p_hrs)
                 out = torch.where(stuck, torch.where(is_lrs, lrs_g, hrs_g), out)
         if self.line_resistance and s * self.wire_ohm > 0:
-            series_ohm = s * self.wire_ohm * wire_segments(shape).to(device, torch.float64)
+            series_ohm = s * self.wire_ohm * wire_segments(shape, device).to(torch.float64)
             out = out / (1 + out * 1e-6 * series_ohm)
         return out, stuck
 

@@ -96,7 +96,11 @@ class ConductanceMapping(BaseModel):
         """
         w = weights.detach().to(torch.float64)
         if scale is None:
-            scale = w.abs().max() if w.numel() else torch.zeros((), dtype=torch.float64)
+            scale = (
+                w.abs().max()
+                if w.numel()
+                else torch.zeros((), dtype=torch.float64, device=w.device)
+            )
         scale = torch.as_tensor(scale, dtype=torch.float64, device=w.device)
         if bool((w.abs() > scale).any()):
             raise ValueError("scale must be at least max|W| of the tensor it maps")

@@ -41,3 +41,8 @@ class TrainConfig(BaseModel):
         allow_inf_nan=False,
         description="'noisy' selection: noise level (default: the noise model's own)",
     )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="training step under torch.autocast: fp32 (none), bf16, or fp16 (with a "
+        "GradScaler); a method lists the precisions it supports",
+    )

@@ -13,11 +13,13 @@ from torch import Tensor, nn
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.data.batching import steps_per_epoch, train_batches
+from noiseproof.devices import accumulator_dtype, model_device, resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.modes import frozen_modules, kept_modes, train_mode
 from noiseproof.noise.base import NoiseModel
+from noiseproof.precision import autocast, grad_scaler
 from noiseproof.progress import Progress, progress_bar
 from noiseproof.seeding import generator
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
@@ -78,6 +80,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
+    device: torch.device | str | None = None,
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
 
@@ -92,18 +95,35 @@ def train(
     progress: a bar on a terminal, periodic log lines otherwise (noiseproof.progress);
     callbacks: hooks told of each epoch's row (noiseproof.training.callbacks: CSVLogger,
     TensorBoardLogger or your own).
+    device: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device: the model is moved there
+    (in place) and the data once (default None: where the model already is). The method's
+    generator is made on that device (CPU and CUDA streams differ); the shuffle stays on the
+    CPU, so every device sees the same batches. Loss terms are summed on the device and read
+    once per epoch. `config.precision` bf16/fp16 runs each step under torch.autocast (fp16
+    with a GradScaler); a method that cannot is refused (`Method.precisions`).
     """
     check_train_arguments(model, data, method, config, noise, seed)
     config = config or TrainConfig()
     callbacks = check_callbacks(callbacks)
     if config.select == "noisy" and noise is None:
         raise NoiseproofError("train.select 'noisy' needs a noise model")
+    if hasattr(method, "check_precision"):  # a Method says which precisions it can train in
+        method.check_precision(config.precision)
+    device = model_device(model) if device is None else resolve_device(device, "device")
+    model.to(device)
+    data = data.to(device)  # in-memory splits moved once, not per step
     params = chip_params(model, selection)
-    ctx = StepContext(model=model, params=params, noise=noise, generator=generator(seed, "train"))
-    shuffle = generator(seed, "shuffle")
+    ctx = StepContext(
+        model=model,
+        params=params,
+        noise=noise,
+        generator=generator(seed, "train", device=device),
+    )
+    shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config)
     schedule = make_schedule(optimizer, config)
+    scaler = grad_scaler(device, config.precision)
     result = TrainResult()
     best_state: dict[str, Tensor] | None = None
     best_score = float("-inf")
@@ -119,7 +139,9 @@ def train(
             for epoch in range(1, config.epochs + 1):
                 started = time.perf_counter()
                 train_mode(model, frozen)
-                sums = run_epoch(model, data, method, ctx, optimizer, config, shuffle, bar)
+                sums = run_epoch(
+                    model, data, method, ctx, optimizer, config, shuffle, bar, scaler, device
+                )
                 lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                 schedule.step()
                 row = {"epoch": epoch, **sums, "lr": lr}
@@ -157,7 +179,7 @@ def noisy_validation(
     seed: int,
 ) -> float:
     """Mean validation accuracy over `config.select_transfers` chips, the same chips every epoch
-    (a fresh generator from `seed`), at `config.select_level` if set."""
+    (a fresh generator from `seed`, on the model's device), at `config.select_level` if set."""
     level = config.select_level
     chips = run_transfers(
         model,
@@ -165,7 +187,7 @@ def noisy_validation(
         data.x_val,
         data.y_val,
         config.select_transfers,
-        generator(seed, "select"),
+        generator(seed, "select", device=model_device(model)),
         selection=selection,
         batch_size=config.eval_batch_size,
     )
@@ -181,21 +203,35 @@ def run_epoch(
     config: TrainConfig,
     shuffle: torch.Generator,
     bar: Progress,
+    scaler: torch.amp.GradScaler | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, float]:
-    """One pass over the training split; returns the example-weighted mean of each loss term."""
-    sums: dict[str, float] = {}
+    """One pass over the training split; returns the example-weighted mean of each loss term.
+
+    The step has no host synchronisation: each term is added, times the batch size, to a
+    float64 (float32 on MPS) sum on the device, read once at the end of the epoch. The step
+    runs under `config.precision` autocast; `scaler` scales an fp16 loss (disabled: a no-op).
+    """
+    device = device or model_device(model)
+    scaler = scaler or grad_scaler(device, config.precision)
+    dtype = accumulator_dtype(device)
+    sums: dict[str, Tensor] = {}
     seen = 0
-    for x, y in train_batches(data, config.batch_size, shuffle, config.steps_per_epoch):
-        terms = method.terms(ctx, x, y)
-        loss = torch.stack(list(terms.values())).sum()
+    batches = train_batches(data, config.batch_size, shuffle, config.steps_per_epoch, device)
+    for x, y in batches:
+        with autocast(device, config.precision):
+            terms = method.terms(ctx, x, y)
+            loss = torch.stack(list(terms.values())).sum()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         for name, value in {"loss": loss, **terms}.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(y)
+            part = value.detach().to(dtype) * len(y)
+            sums[name] = sums[name] + part if name in sums else part
         seen += len(y)
         bar.update(1)
-    return {name: total / seen for name, total in sums.items()}
+    return {name: float(total) / seen for name, total in sums.items()}
 
 
 def check_train_arguments(

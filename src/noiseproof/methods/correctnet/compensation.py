@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
+from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.inputs import Inputs, call_arguments, zeros
 from noiseproof.modes import evaluating
@@ -115,7 +116,7 @@ def probe_forward(model: nn.Module, input_shape: Any, handles: Sequence) -> None
     """One no-grad forward of a zero example (noiseproof.inputs.zeros: one tensor, or several
     inputs) in eval mode for the hooks in `handles`, which are removed afterwards; every
     submodule's train/eval mode is restored."""
-    args, kwargs = call_arguments(zeros(input_shape))
+    args, kwargs = call_arguments(zeros(input_shape, model_device(model)))
     try:
         with torch.no_grad(), evaluating(model):
             model(*args, **kwargs)
@@ -185,6 +186,9 @@ class Compensated(nn.Module):
             with torch.random.fork_rng(devices=[]):  # initial weights depend on (seed, layer) only
                 torch.manual_seed(derive_seed(seed, "compensation-init", name))
                 self.comp[key_of(name)] = Compensator(width, dims, self.spec)
+        # built on the CPU under the seed (the same start on every device), moved once to the
+        # base model's device: the compensation lives where the model does
+        self.comp.to(model_device(base))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """base(*args, **kwargs) with y -> y + comp(y) after every chosen layer."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
+from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.correctnet.compensation import Compensated
@@ -45,6 +46,9 @@ class CorrectNet(Method):
     validation split (search `strategy`), then trained under fresh draws of the noise model at
     `level` with the original weights frozen.
     """
+
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
+    precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
 
     base: NestedMethod = Field(
         "lipschitz", validate_default=True, description="stage-1 training method"
@@ -102,7 +106,9 @@ class CorrectNet(Method):
             evaluator = PlacementEvaluator(
                 model, data, chosen, self.correct, candidates, selection=selection, seed=seed
             )
-            found = search(self.strategy, evaluator, len(candidates), placement, seed)
+            found = search(
+                self.strategy, evaluator, len(candidates), placement, seed, model_device(model)
+            )
             layers = found.layers(candidates)
             info |= {"val_reward": found.reward, "evaluations": found.evaluations}
         wrapped, fit = fit_compensation(

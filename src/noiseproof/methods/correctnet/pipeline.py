@@ -18,6 +18,7 @@ from torch import nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
+from noiseproof.devices import model_device
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
@@ -91,7 +92,7 @@ def correct(
             x,
             y,
             transfers,
-            generator(seed, "correct-test"),
+            generator(seed, "correct-test", device=model_device(m)),
             selection=selection,
             batch_size=batch_size,
         )
@@ -124,7 +125,9 @@ def correct(
         )
         for strategy in config.placement.strategies:
             t0 = time.perf_counter()
-            found = search(strategy, evaluator, len(candidates), config.placement, seed)
+            found = search(
+                strategy, evaluator, len(candidates), config.placement, seed, model_device(model)
+            )
             info = {
                 "strategy": strategy,
                 "val_reward": found.reward,

@@ -169,7 +169,7 @@ def reinforce_search(
         )
     cached = _cached(reward)
     empty = cached((False,) * n_layers)  # "no compensation" is always a known, valid answer
-    logits = torch.zeros(n_layers, dtype=torch.float64)
+    logits = torch.zeros(n_layers, dtype=torch.float64)  # the policy: on the host on purpose
     if prior == "scan":
         gains = torch.tensor(
             [cached(_single(layer, n_layers)) - empty for layer in range(n_layers)],
@@ -180,7 +180,9 @@ def reinforce_search(
     for start in range(0, episodes, batch):
         size = min(batch, episodes - start)
         probs = torch.sigmoid(logits)
-        masks = torch.rand((size, n_layers), generator=generator, dtype=torch.float64) < probs
+        shape, where = (size, n_layers), generator.device
+        draw = torch.rand(shape, generator=generator, dtype=torch.float64, device=where)
+        masks = draw.cpu() < probs  # the policy stays on the host: its masks key the cache
         rewards = torch.tensor([cached(tuple(m.tolist())) for m in masks], dtype=torch.float64)
         trace.extend(rewards.tolist())
         if size < 2:

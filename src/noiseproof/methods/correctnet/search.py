@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
+from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary
@@ -97,7 +99,7 @@ class PlacementEvaluator:
             self.x,
             self.y,
             placement.search_transfers,
-            generator(self.seed, "placement-eval"),
+            generator(self.seed, "placement-eval", device=model_device(self.model)),
             selection=self.selection,
             batch_size=self.batch_size,
         )
@@ -120,8 +122,10 @@ def search(
     n_layers: int,
     config: PlacementConfig,
     seed: int,
+    device: torch.device | None = None,
 ) -> SearchResult:
-    """Run one placement search over `n_layers` candidates with its own distinct-mask count."""
+    """Run one placement search over `n_layers` candidates with its own distinct-mask count;
+    the RL policy's draws come from a generator on `device` (None: the CPU)."""
     reward = CachedReward(evaluator)
     if strategy == "rl":
         return reinforce_search(
@@ -133,7 +137,7 @@ def search(
             prior=config.rl_prior,
             prior_scale=config.rl_prior_scale,
             refine_answer=config.rl_refine,
-            generator=generator(seed, "placement-rl"),
+            generator=generator(seed, "placement-rl", device=device),
         )
     if strategy == "greedy":
         return greedy_search(reward, n_layers)

@@ -1,0 +1,155 @@
+"""Executors: who runs a plan of jobs (noiseproof.experiments.plan) and where.
+
+- `LocalExecutor` runs them in this process, each evaluation right after its training (the
+  order and output of a plain `compare`); a failing job stops the run, as it always did.
+- `RayExecutor` submits every job to Ray (a local instance with this machine's CPUs and GPUs,
+  or a running cluster): trainings first, each evaluation as soon as its training finished
+  (its training's result is a task argument, so Ray schedules it then). Failures of a task
+  are retried by Ray (`retries`); a job that still fails is reported by name in one line while
+  the rest finish. Records are written by the jobs themselves into the output folder, which
+  on a cluster must be storage every node sees.
+
+`task(job, needed, *args)` is the job function: `needed` is the result of the job's training
+for an evaluation (None for a training). For Ray it must be importable on the workers (a
+function of an installed module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from noiseproof.errors import NoiseproofError
+from noiseproof.experiments.plan import EvalJob, Job, TrainJob
+from noiseproof.progress import Silent
+
+Task = Callable[..., Any]
+Done = Callable[[Job, Any], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job that did not finish, and why (one line)."""
+
+    job: Job
+    reason: str
+
+    def line(self) -> str:
+        """'<job name>: <reason>'."""
+        return f"{self.job.name}: {self.reason}"
+
+
+def depth_first(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs reordered so each training is followed by its evaluations (plan order kept
+    otherwise); evaluations of models that are not trained here (pretrained) come at their
+    training's place too."""
+    evaluations: dict[TrainJob, list[Job]] = {}
+    for job in jobs:
+        if isinstance(job, EvalJob):
+            evaluations.setdefault(job.training, []).append(job)
+    ordered: list[Job] = []
+    for job in jobs:
+        if isinstance(job, TrainJob):
+            ordered += [job, *evaluations.pop(job, [])]
+    for rest in evaluations.values():
+        ordered += rest
+    return ordered
+
+
+class LocalExecutor:
+    """Every job in this process, in depth-first order; the first failure is raised."""
+
+    name = "local"
+
+    def run(
+        self, jobs: Sequence[Job], task: Task, args: tuple, done: Done, bar: Silent | None = None
+    ) -> list[Failure]:
+        """Run `task(job, needed, *args)` for every job; `done(job, result)` after each."""
+        results: dict[TrainJob, Any] = {}
+        for job in depth_first(jobs):
+            needed = results.get(job.training) if isinstance(job, EvalJob) else None
+            result = task(job, needed, *args)
+            if isinstance(job, TrainJob):
+                results[job] = result
+            done(job, result)
+            if bar is not None:
+                bar.update(1)
+        return []
+
+
+@dataclass
+class RayExecutor:
+    """Jobs as Ray tasks. address: None starts a local Ray instance with this machine's CPUs
+    and GPUs; 'auto' or 'host:port' joins a running cluster. cpus_per_job / gpus_per_job are
+    each task's resource request (fractional GPUs allowed); retries: Ray's retries of a task
+    that failed (its worker died, or an OSError/RuntimeError such as a CUDA error)."""
+
+    address: str | None = None
+    cpus_per_job: float = 1.0
+    gpus_per_job: float = 0.0
+    retries: int = 2
+    name = "ray"
+
+    def start(self) -> Any:
+        """The `ray` module, connected (a local instance unless `address` names a cluster)."""
+        try:
+            import ray
+        except ImportError:
+            raise NoiseproofError(
+                "executor 'ray' needs Ray: pip install 'noiseproof[ray]'"
+            ) from None
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        return ray
+
+    def run(
+        self, jobs: Sequence[Job], task: Task, args: tuple, done: Done, bar: Silent | None = None
+    ) -> list[Failure]:
+        """Submit every job, collect results as they finish; the failures, each once."""
+        ray = self.start()
+        remote = ray.remote(task).options(
+            num_cpus=self.cpus_per_job,
+            num_gpus=self.gpus_per_job,
+            max_retries=self.retries,
+            retry_exceptions=[OSError, RuntimeError],
+        )
+        shared = [ray.put(arg) for arg in args]
+        refs: dict[Any, Job] = {}
+        trained: dict[TrainJob, Any] = {}
+        for job in jobs:  # trainings come first in a plan; an evaluation waits on its training
+            needed = trained.get(job.training) if isinstance(job, EvalJob) else None
+            ref = remote.remote(job, needed, *shared)
+            refs[ref] = job
+            if isinstance(job, TrainJob):
+                trained[job] = ref
+        failures: list[Failure] = []
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            job = refs[ready[0]]
+            try:
+                done(job, ray.get(ready[0]))
+            except Exception as error:  # noqa: BLE001 - any task failure is reported, not raised
+                failures.append(Failure(job, _reason(error)))
+            if bar is not None:
+                bar.update(1)
+        failed = {f.job for f in failures if isinstance(f.job, TrainJob)}
+        return [
+            Failure(f.job, f"not run: {f.job.training.name} failed")
+            if isinstance(f.job, EvalJob) and f.job.training in failed
+            else f
+            for f in failures
+        ]
+
+
+def _reason(error: BaseException) -> str:
+    """The last line of the task's own exception (Ray wraps it; `cause` is the original)."""
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}".rstrip(": ")[:300]

@@ -1,0 +1,110 @@
+"""Monte Carlo transfers, the targeted attack, the loss landscape, CorrectNet's compensation and
+clean accuracy on every device present, the data given on the CPU (moved once inside)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from present import DEVICES
+from torch import nn
+
+import noiseproof as nf
+from helpers import tiny_data
+from noiseproof.devices import model_device
+from noiseproof.evaluation.attack import AttackConfig, targeted_attack
+from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.evaluation.landscape import LandscapeConfig, loss_landscape
+from noiseproof.methods import methods
+from noiseproof.seeding import generator
+
+NOISE = {"name": "relative_gaussian", "zeta": 0.3}
+CHEAP_CORRECTNET = {
+    "name": "correctnet",
+    "base": "standard",
+    "strategy": "rl",
+    "correct": {
+        "training": {"steps": 4, "batch_size": 8, "eval_every": 2, "validation_transfers": 2},
+        "placement": {"search_steps": 2, "search_transfers": 2, "episodes": 4, "batch": 2},
+    },
+}
+"""CorrectNet with tiny budgets (as in tests/test_contract_zoo.py), RL placement included."""
+
+
+def model_on(device: str) -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
+    return net.to(device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_run_transfers_on_the_device(device):
+    data = tiny_data()
+    model = model_on(device)
+    noise = nf.create_noise(NOISE)
+
+    def chips():
+        gen = generator(0, "chips", device=device)
+        return nf.run_transfers(model, noise, data.x_test, data.y_test, 5, gen)
+
+    first, second = chips(), chips()
+    assert first.accuracy.shape == (5,)
+    assert ((first.accuracy >= 0) & (first.accuracy <= 1)).all()
+    assert torch.equal(first.accuracy.cpu(), second.accuracy.cpu())
+    assert 0.0 <= nf.accuracy_summary(first.accuracy)["mean"] <= 1.0
+    assert 0.0 <= nf.reliability(first, 0.95)["share"] <= 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_attack_on_the_device(device):
+    data = tiny_data()
+    config = AttackConfig(zetas=(0.1,), n_steps=2, transfers=2)
+    records = targeted_attack(model_on(device), data.x_test, data.y_test, config, seed=0)
+    again = targeted_attack(model_on(device), data.x_test, data.y_test, config, seed=0)
+    assert records[0]["attacked_loss"] >= records[0]["clean_loss"] - 1e-6
+    assert records[0]["attacked_accuracy"] == again[0]["attacked_accuracy"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_landscape_on_the_device(device):
+    data = tiny_data()
+    config = LandscapeConfig(alphas=(-1.0, 1.0), repeats=2, examples=16)
+    curves = loss_landscape(model_on(device), data.x_test, data.y_test, config, seed=0)
+    again = loss_landscape(model_on(device), data.x_test, data.y_test, config, seed=0)
+    assert curves["loss"] == again["loss"]
+    assert len(curves["loss"]) == 2 and curves["alphas"] == [-1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_correctnet_compensation_on_the_device(device):
+    data = tiny_data()
+    model = model_on(device)
+    wrapped, record = methods.create(CHEAP_CORRECTNET).finish(
+        model,
+        data.to(device),
+        nf.create_noise(NOISE),
+        selection=nf.ChipSelection(),
+        seed=0,
+        log=lambda _: None,
+    )
+    assert model_device(wrapped).type == device
+    assert all(p.device.type == device for p in wrapped.parameters())
+    assert record["strategy"] == "rl"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_clean_accuracy_in_a_precision(device, precision):
+    data = tiny_data()
+    model = model_on(device)
+    full = clean_accuracy(model, data.x_test, data.y_test)
+    low = clean_accuracy(model, data.x_test, data.y_test, precision=precision)
+    assert abs(full - low) <= 2 / 16  # bf16 rounding may flip an example or two of 16
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dataset_to_moves_every_split_once(device):
+    data = tiny_data()
+    moved = data.to(device)
+    assert moved.x_train.device.type == device and moved.y_test.device.type == device
+    assert moved.to(device) is moved
+    assert data.to("cpu") is data

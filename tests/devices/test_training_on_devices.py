@@ -1,0 +1,174 @@
+"""One training step of every registered method on every device present; the same seed gives
+the same weights; mixed precision; checkpoints written on a device load on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from present import DEVICES
+from torch import nn
+
+import noiseproof as nf
+from helpers import tiny_data
+from noiseproof.devices import model_device
+from noiseproof.experiments.jobs import model_from_checkpoint
+from noiseproof.methods import methods
+from noiseproof.noise import noise_models
+from noiseproof.seeding import generator
+from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
+from noiseproof.training.config import TrainConfig
+from noiseproof.training.trainer import train
+
+ONE_STEP = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=16, eval_batch_size=16)
+NOISE = {"name": "relative_gaussian", "zeta": 0.2}
+SPECS = {"correctnet": {"name": "correctnet", "base": "standard", "strategy": "greedy"}}
+"""Methods whose defaults need something more than their name (none today but correctnet's
+search, which only `finish` runs; one step trains its base)."""
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def all_on(model: nn.Module, device: str) -> bool:
+    return all(t.device.type == device for t in (*model.parameters(), *model.buffers()))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", methods.names())
+def test_one_training_step_of_every_method(device, name):
+    model, data = small_model(), tiny_data()
+    method = methods.create(SPECS.get(name, name))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(
+        model,
+        data,
+        method,
+        ONE_STEP,
+        noise=noise_models.create(NOISE),
+        seed=0,
+        progress=False,
+        device=device,
+    )
+    assert all_on(model, device)
+    row = result.history[0]
+    assert isinstance(row["loss"], float) and torch.isfinite(torch.tensor(row["loss"]))
+    after = model.state_dict()
+    assert any(not torch.equal(before[k], after[k].cpu()) for k in before)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_same_seed_gives_the_same_weights_on_one_device(device):
+    config = TrainConfig(epochs=2, batch_size=16)
+    states = []
+    for _ in range(2):
+        model = small_model()
+        train(
+            model,
+            tiny_data(),
+            methods.create("dropout"),
+            config,
+            noise=noise_models.create(NOISE),
+            seed=3,
+            progress=False,
+            device=device,
+        )
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_generators_are_made_on_the_device_and_draws_stay_there(device):
+    gen = generator(0, "x", device=device)
+    assert gen.device.type == device
+    like = torch.zeros(5, device=device)
+    assert nf.create_noise(NOISE).sample({"w": like + 1}, gen)["w"].device.type == device
+    again = generator(0, "x", device=device)
+    first = nf.create_noise(NOISE).sample({"w": like + 1}, again)["w"]
+    other = nf.create_noise(NOISE).sample({"w": like + 1}, generator(0, "x", device=device))["w"]
+    assert torch.equal(first, other)
+
+
+def test_a_cpu_generator_still_serves_a_tensor_elsewhere():
+    """Draws are made on the generator's device, then moved: a CPU stream gives the same
+    numbers whatever device the tensor is on (here both on the CPU; on CUDA, moved)."""
+    target = torch.ones(4, device=DEVICES[-1])
+    drawn = nf.create_noise(NOISE).sample({"w": target}, generator(1, "y"))["w"]
+    reference = nf.create_noise(NOISE).sample({"w": torch.ones(4)}, generator(1, "y"))["w"]
+    assert drawn.device == target.device
+    assert torch.equal(drawn.cpu(), reference)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_checkpoint_written_on_the_device_loads_on_the_cpu(device, tmp_path):
+    model, data = small_model(), tiny_data()
+    train(model, data, methods.create("standard"), ONE_STEP, seed=0, progress=False, device=device)
+    path = save_checkpoint(tmp_path / "m.pt", model.state_dict(), {"note": device})
+    state, meta = load_checkpoint(path, trained=False)
+    assert meta == {"note": device}
+    assert all(t.device.type == "cpu" for t in state.values())
+    assert all(torch.equal(state[k], v.cpu()) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_trained_job_checkpoint_rebuilds_on_the_cpu_and_back_on_the_device(device, tmp_path):
+    from noiseproof.experiments.jobs import train_job
+    from noiseproof.models import models
+
+    data = nf.load_dataset("digits")
+    model, meta = train_job(
+        models.create("mlp"),
+        data,
+        methods.create("standard"),
+        TrainConfig(epochs=1, steps_per_epoch=2, batch_size=32),
+        noise=None,
+        selection=nf.ChipSelection(),
+        seed=0,
+        progress=False,
+        device=device,
+    )
+    assert model_device(model).type == device
+    path = save_checkpoint(tmp_path / "job.pt", model.state_dict(), meta)
+    state, loaded = load_checkpoint(path)
+    on_cpu = model_from_checkpoint(state, loaded)
+    assert model_device(on_cpu).type == "cpu"
+    back = model_from_checkpoint(state, loaded, device)
+    assert model_device(back).type == device
+    x = data.x_test[:32]
+    assert torch.allclose(on_cpu(x), back(x.to(device)).cpu(), atol=1e-5)
+
+
+def test_bf16_training_runs_on_the_cpu():
+    model, data = small_model(), tiny_data()
+    config = TrainConfig(epochs=2, batch_size=16, precision="bf16")
+    result = train(
+        model,
+        data,
+        methods.create("noise_injection"),
+        config,
+        noise=nf.create_noise(NOISE),
+        seed=0,
+        progress=False,
+        device="cpu",
+    )
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast, not a cast
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in result.history)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fp16_trains_the_methods_that_allow_it(device):
+    model, data = small_model(), tiny_data()
+    config = ONE_STEP.model_copy(update={"precision": "fp16"})
+    result = train(
+        model, data, methods.create("standard"), config, seed=0, progress=False, device=device
+    )
+    assert torch.isfinite(torch.tensor(result.history[0]["loss"]))
+
+
+def test_fp16_is_refused_in_one_line_by_a_method_that_cannot_use_it():
+    config = ONE_STEP.model_copy(update={"precision": "fp16"})
+    with pytest.raises(ValueError, match=r"'adversarial' cannot train in .*'fp16'.*fp32 or bf16"):
+        train(small_model(), tiny_data(), methods.create("adversarial"), config, progress=False)
+    unsupported = [n for n in methods.names() if "fp16" not in methods.get(n).precisions]
+    assert {"adversarial", "awp", "wvat", "lipschitz", "correctnet"} <= set(unsupported)
