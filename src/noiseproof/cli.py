@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from noiseproof.commands.options import (
     build_config,
     common_options,
     device_option,
+    executor_options,
+    executor_overrides,
     global_options,
     log_option,
     logger_names,
@@ -51,6 +52,7 @@ def cli() -> None:
     "--out", type=click.Path(), default="runs/compare", show_default=True, help="Output folder."
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@executor_options
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @log_option
 def compare(**opts: Any) -> None:
@@ -71,6 +73,7 @@ def compare(**opts: Any) -> None:
             "epochs": opts["epochs"],
             "seeds": numbers(opts["seed"], "--seed", int),
             "device": opts["device"],
+            "executor": executor_overrides(opts),
         },
         opts["assignments"],
     )
@@ -79,8 +82,12 @@ def compare(**opts: Any) -> None:
         click.echo(yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)
         return
     from noiseproof.experiments.compare import run_compare
+    from noiseproof.training.distributed import check_divisible, process_group
 
     loggers, out = logger_names(opts["loggers"]), check_out(opts["out"])
+    # under torchrun: every rank trains each model with DDP, rank 0 evaluates and writes
+    click.get_current_context().with_resource(process_group(config.device))
+    check_divisible(config.train.batch_size)
     run_compare(
         config,
         out,
@@ -88,21 +95,7 @@ def compare(**opts: Any) -> None:
         progress=not opts["no_progress"],
         log=logs.info,
         show=click.echo,
-        callbacks=training_loggers(loggers, lambda label, seed: f"{label}-seed{seed}", out),
-    )
-
-
-def training_loggers(
-    names: list[str], folder_name: Callable[[str, int], str], out: Path
-) -> Callable[[str, int], list[Any]] | None:
-    """(method label, seed) -> the --log loggers writing into out/logs/<folder_name(...)>."""
-    if not names:
-        return None
-    from noiseproof.filenames import safe_name
-    from noiseproof.training.callbacks import make_loggers
-
-    return lambda label, seed: make_loggers(
-        names, out / "logs" / safe_name(folder_name(label, seed))
+        loggers=loggers,
     )
 
 
@@ -140,21 +133,32 @@ def train(**opts: Any) -> None:
         raise NoiseproofError("train takes one method and one seed: use --method and --seed")
     entry, seed = config.methods[0], config.seeds[0]
     loggers = logger_names(opts["loggers"])
+    from noiseproof.training.distributed import check_divisible, is_main, process_group
+
+    # under torchrun: join the process group (left when the command ends); only rank 0 writes
+    click.get_current_context().with_resource(process_group(config.device))
+    check_divisible(config.train.batch_size)
+    main = is_main()
     data = config.dataset.load()
     out = Path(opts["out"])
-    callbacks = training_loggers(loggers, lambda label, seed: out.stem, out.parent)
+    from noiseproof.filenames import safe_name
+    from noiseproof.training.callbacks import make_loggers
+
+    named = out.parent / "logs" / safe_name(out.stem)
+    callbacks = make_loggers(loggers, named) if loggers and main else ()
     _, meta = train_and_save(
         config,
         entry,
         data,
-        out,
+        out if main else None,
         noise=config.noise[0].model,
         seed=seed,
         progress=not opts["no_progress"],
         log=logs.info,
-        callbacks=callbacks(entry.label, seed) if callbacks else (),
+        callbacks=callbacks,
     )
-    write_history(out.with_suffix(".history.csv"), meta["history"])
+    if main:
+        write_history(out.with_suffix(".history.csv"), meta["history"])
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -180,6 +184,7 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 @click.option("--out", type=click.Path(), default="runs/evaluate", show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @device_option
+@executor_options
 def evaluate(checkpoint: str, **opts: Any) -> None:
     """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips)."""
     from noiseproof.commands.from_checkpoint import (
@@ -201,6 +206,7 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
             "transfers": opts["transfers"],
             "seeds": numbers(opts["seed"], "--seed", int),
             "device": opts["device"],
+            "executor": executor_overrides(opts),
         },
         opts["assignments"],
         base=base,

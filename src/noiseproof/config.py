@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,6 +100,32 @@ def check_levels(levels: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+class ExecutorConfig(BaseModel):
+    """Who runs the grid's jobs; results never depend on it (a run may resume under another).
+
+    name: 'local' (this process) or 'ray' (a local Ray instance, or the cluster at `address`:
+    'auto' or 'host:port'); cpus_per_job / gpus_per_job: each Ray task's resources (fractional
+    GPUs allowed); retries: Ray's retries of a failed task; transfers_per_job: cut each
+    evaluation's chips into jobs of that many (merged exactly: chip k's draw depends only on
+    (seed, noise, level, k)).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["local", "ray"] = Field("local", description="local or ray")
+    address: str | None = Field(None, description="ray: None starts a local instance")
+    cpus_per_job: float = Field(1.0, gt=0, allow_inf_nan=False, description="ray: CPUs per job")
+    gpus_per_job: float = Field(0.0, ge=0, allow_inf_nan=False, description="ray: GPUs per job")
+    retries: int = Field(2, ge=0, strict=True, description="ray: retries of a failed task")
+    transfers_per_job: int | None = Field(
+        None, ge=1, strict=True, description="chips per evaluation job (None: all of a level)"
+    )
+
+
+RESULT_FREE_KEYS = ("executor",)
+"""Config keys that change how a run is executed, never its numbers (ignored by --resume)."""
+
+
 class ExperimentConfig(BaseModel):
     """Everything `compare` needs: data, model, methods x noise models x levels x seeds."""
 
@@ -122,6 +148,7 @@ class ExperimentConfig(BaseModel):
     eval_precision: Precision = Field(
         "fp32", description="autocast of evaluations: transfers, clean accuracy, attack, landscape"
     )
+    executor: ExecutorConfig = ExecutorConfig()
 
     @field_validator("device", mode="before")
     @classmethod
@@ -226,6 +253,7 @@ class ExperimentConfig(BaseModel):
             "eval_batch_size": self.eval_batch_size,
             "device": self.device,
             "eval_precision": self.eval_precision,
+            "executor": self.executor.model_dump(mode="json"),
             **{
                 key: part.model_dump(mode="json")
                 for key, part in (("attack", self.attack), ("landscape", self.landscape))

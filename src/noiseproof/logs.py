@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from noiseproof.launch import is_main_process
+
 ROOT = "noiseproof"
 """The logger every module's `getLogger(__name__)` sits under."""
 
@@ -65,7 +67,7 @@ def configure(verbosity: int = 0) -> Callable[[], None]:
     run ends, so a test or a host program is left as it was).
 
     verbosity: -1 (quiet: warnings and errors), 0 (info), 1 (debug). Calling again changes the
-    level and keeps one handler.
+    level and keeps one handler. Under torchrun only rank 0 speaks: the other ranks are quiet.
     """
     if verbosity not in LEVELS:
         raise ValueError(f"verbosity must be -1, 0 or 1, got {verbosity!r}")
@@ -77,7 +79,7 @@ def configure(verbosity: int = 0) -> Callable[[], None]:
     handler = StderrHandler()
     handler.setFormatter(Formatter())
     logger.addHandler(handler)
-    logger.setLevel(LEVELS[verbosity])
+    logger.setLevel(LEVELS[verbosity if is_main_process() else -1])
     logger.propagate = False
 
     def restore() -> None:

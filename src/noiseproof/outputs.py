@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from noiseproof.atomic import remove_stale_temps
 from noiseproof.errors import NoiseproofError
+from noiseproof.launch import is_main_process
 
 try:
     import fcntl
@@ -204,7 +205,7 @@ def locks_output(
 
     For a folder, `subfolders` are cleaned of stale temporary files too; for a file,
     `companions(path)` names the other files written beside it. An argument that is None (an
-    in-memory run) takes no lock.
+    in-memory run) takes no lock; under torchrun only rank 0 (the one that writes) takes it.
     """
     subfolders = tuple(subfolders)
 
@@ -217,7 +218,7 @@ def locks_output(
                 out = kwargs[argument]
             else:
                 out = signature.bind_partial(*args, **kwargs).arguments.get(argument)
-            if out is None:
+            if out is None or not is_main_process():
                 return func(*args, **kwargs)
             if file:
                 names = companions(check_out(out, file=True)) if companions else ()

@@ -195,15 +195,59 @@ def resolved_device(value: str | None) -> Any:
         raise NoiseproofError(str(error)) from None
 
 
+def executor_options(func: Any) -> Any:
+    """--executor local|ray, --ray-address, --transfers-per-job (config section `executor`)."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            help="Who runs the jobs: local (this process) or ray. Config key `executor.name`.",
+        ),
+        click.option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="Ray cluster to join: auto or host:port (default: start a local Ray instance "
+            "with this machine's CPUs and GPUs). The output folder must be storage every node "
+            "sees.",
+        ),
+        click.option(
+            "--transfers-per-job",
+            type=int,
+            help="Cut each evaluation's chips into jobs of this many (merged exactly).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def executor_overrides(opts: dict[str, Any]) -> dict[str, Any] | None:
+    """The `executor` config section the executor options give (None: none given)."""
+    section = {
+        key: opts[option]
+        for key, option in (
+            ("name", "executor"),
+            ("address", "ray_address"),
+            ("transfers_per_job", "transfers_per_job"),
+        )
+        if opts.get(option) is not None
+    }
+    if section.get("address") and "name" not in section:
+        section["name"] = "ray"
+    return section or None
+
+
 def log_option(func: Any) -> Any:
     """--log csv,tensorboard: the per-epoch training loggers (noiseproof.training.callbacks)."""
     return click.option(
         "--log",
+        "--loggers",
         "loggers",
         multiple=True,
         metavar="NAME[,NAME]",
         help="Log every training epoch: csv, tensorboard (comma list or repeated); "
-        "written under the output folder's logs/.",
+        "written under the output folder's logs/. --loggers is the same (under torchrun, "
+        "whose own --log-dir takes --log).",
     )(func)
 
 

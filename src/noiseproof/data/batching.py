@@ -33,9 +33,22 @@ def batch_indices(
     return list(order[: steps * size].split(size))
 
 
-def steps_per_epoch(data: Dataset, batch_size: int, steps: int | None = None) -> int:
-    """How many batches `train_batches` yields per epoch."""
-    return steps if steps is not None else -(-len(data.y_train) // batch_size)
+def steps_per_epoch(
+    data: Dataset, batch_size: int, steps: int | None = None, world: int = 1
+) -> int:
+    """How many batches `train_batches` yields per epoch (to each of `world` ranks)."""
+    return len(global_batch_sizes(len(data.y_train), batch_size, steps, world))
+
+
+def global_batch_sizes(
+    n: int, batch_size: int, steps: int | None = None, world: int = 1
+) -> list[int]:
+    """The size of each global batch `train_batches` cuts from `n` examples, in order (the
+    union of the `world` ranks' shares; see `batch_indices`)."""
+    if steps is not None:
+        return [min(batch_size, n)] * steps
+    sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    return [size for size in sizes if size >= world]
 
 
 def draw_seed(gen: torch.Generator) -> int:
@@ -49,9 +62,18 @@ def train_batches(
     gen: torch.Generator,
     steps: int | None = None,
     device: torch.device | str | None = None,
+    *,
+    rank: int = 0,
+    world: int = 1,
 ) -> Iterator[tuple[Inputs, Tensor]]:
     """One epoch of training batches (x, y), shuffled by `gen` (see `batch_indices`), on
     `device` (None: where the data lives; a streamed split: the CPU).
+
+    rank, world: data-parallel training (DistributedSampler semantics over the one
+    permutation): every rank draws the same global batches and takes positions rank,
+    rank + world, ... of each, so the union over the ranks is the one-process batch
+    (augmented as a whole, then shared). A last batch with fewer than `world` examples is
+    dropped (`global_batch_sizes`); world 1 is the one-process path, unchanged.
 
     In memory: tensor indexing on the data's device (the indices moved there once per epoch),
     then `data.augment` per batch with a generator on the batch's device seeded by one draw
@@ -61,8 +83,11 @@ def train_batches(
     """
     device = None if device is None else torch.device(device)
     indices = batch_indices(len(data.y_train), batch_size, gen, steps)
+    if world > 1:
+        indices = [index for index in indices if len(index) >= world]
     if data.streamed:
-        yield from stream_batches(data.x_train, indices, draw_seed(gen), device)
+        share = (rank, world)
+        yield from stream_batches(data.x_train, indices, draw_seed(gen), device, share)
         return
     home = data.y_train.device
     if indices and indices[0].device != home:  # one copy per epoch, not one per batch
@@ -70,10 +95,15 @@ def train_batches(
     augment = data.augment
     where = device or leaves(data.x_train)[0].device
     augment_gen = torch.Generator(where).manual_seed(draw_seed(gen)) if augment else None
+    mine = slice(rank, None, world)
     for index in indices:
+        if world > 1 and augment is None:  # only this rank's share is read
+            index = index[mine]
         x, y = take(data.x_train, index), data.y_train[index]
         if device is not None and home != device:
             x, y = to(x, device), y.to(device)
         if augment is not None:
             x = augment(x, augment_gen)
+            if world > 1:
+                x, y = take(x, mine), y[mine]
         yield x, y

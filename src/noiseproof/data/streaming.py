@@ -86,13 +86,19 @@ def stream_batches(
     indices: Sequence[Tensor],
     seed: int,
     device: torch.device | None,
+    share: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """The batches of `indices` read through a DataLoader (`stream.num_workers` workers, pinned
-    memory when `device` is CUDA, copies with non_blocking), each moved to `device`."""
+    memory when `device` is CUDA, copies with non_blocking), each moved to `device`.
+
+    share: (rank, world) of data-parallel training: only positions rank, rank + world, ... of
+    each batch are read, each with the transform seed it has in the whole batch."""
     cuda = device is not None and device.type == "cuda"
+    rank, world = share
+    plan = plan_batches(indices, seed)
     loader = DataLoader(
         stream,
-        batch_sampler=plan_batches(indices, seed),
+        batch_sampler=plan if world == 1 else [batch[rank::world] for batch in plan],
         num_workers=stream.num_workers,
         pin_memory=cuda,
         worker_init_fn=seed_worker if stream.num_workers else None,

@@ -22,22 +22,37 @@ import yaml
 from torch import nn
 
 from noiseproof.atomic import write_json_atomic, write_text_atomic
-from noiseproof.config import ExperimentConfig
+from noiseproof.config import RESULT_FREE_KEYS, ExperimentConfig
 from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
-from noiseproof.experiments.analyses import analyse_model, flatness_table, write_analyses
-from noiseproof.experiments.jobs import evaluate_job, model_from_checkpoint, train_and_save
+from noiseproof.experiments.analyses import flatness_table, write_analyses
+from noiseproof.experiments.executors import LocalExecutor, RayExecutor
+from noiseproof.experiments.grid import (
+    GridRun,
+    checkpoint_expect,
+    checkpoint_path,
+    job_expect,
+    job_path,
+    merge_shards,
+    remember_data,
+    run_job,
+    shard_expect,
+    shard_path,
+)
+from noiseproof.experiments.jobs import model_from_checkpoint
+from noiseproof.experiments.plan import Job, TrainJob, plan_grid
 from noiseproof.experiments.records import check_record, read_record
 from noiseproof.experiments.report import write_report
 from noiseproof.experiments.results import summary_rows, text_table, to_csv
-from noiseproof.filenames import safe_name
 from noiseproof.outputs import locks_output
 from noiseproof.progress import progress_bar
 from noiseproof.training.checkpoints import check_fits, load_checkpoint
+from noiseproof.training.distributed import is_distributed, is_main
 
 
 def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
-    """Refuse to overwrite finished results, or to resume them with another config."""
+    """Refuse to overwrite finished results, or to resume them with another config (keys that
+    only say how the run is executed, RESULT_FREE_KEYS, may differ)."""
     saved = out / "config.yaml"
     if resume:
         try:
@@ -46,7 +61,7 @@ def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
             raise NoiseproofError(
                 f"--resume: {saved} is not the YAML this program wrote; use another --out"
             ) from None
-        if previous != config:
+        if not isinstance(previous, dict) or _results_part(previous) != _results_part(config):
             raise NoiseproofError(
                 f"--resume: the config differs from the one in {saved}; use another --out"
             )
@@ -56,61 +71,41 @@ def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
         )
 
 
-def checkpoint_path(out: Path, label: str, seed: int) -> Path:
-    """Where the model of (method `label`, `seed`) is saved."""
-    return out / "checkpoints" / f"{safe_name(label)}-seed{seed}.pt"
+def _results_part(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in RESULT_FREE_KEYS}
 
 
-def job_path(out: Path, label: str, noise: str, level: float, seed: int) -> Path:
-    """Where the record of one evaluation job is saved."""
-    name = f"{safe_name(label)}__{safe_name(noise)}__{level:g}__seed{seed}.json"
-    return out / "jobs" / name
-
-
-def checkpoint_expect(label: str, seed: int) -> dict[str, Any]:
-    """What the metadata of a resumed checkpoint must hold."""
-    return {"label": label, "seed": seed}
-
-
-def job_expect(
-    config: ExperimentConfig, raw: dict[str, Any], label: str, noise: str, level: float, seed: int
-) -> dict[str, Any]:
-    """What a resumed job record must hold: the job its file name says, of this config."""
-    return {
-        "method": label,
-        "noise": noise,
-        "level": level,
-        "seed": seed,
-        "transfers": config.transfers,
-        "config": job_config(raw, label, noise, seed),
-    }
-
-
-def check_finished(
-    out: Path, config: ExperimentConfig, raw: dict[str, Any], skip: frozenset[str] = frozenset()
-) -> None:
+def check_finished(out: Path, run: GridRun, jobs: list[Job]) -> None:
     """Under --resume: NoiseproofError (one line, naming the file) unless every checkpoint and
-    job record already in `out` is readable and belongs to its (method, noise, level, seed)."""
-    for seed in config.seeds:
-        for entry in config.methods:
-            ckpt = checkpoint_path(out, entry.label, seed)
-            if entry.label not in skip and ckpt.is_file():
+    job record already in `out` is readable and belongs to the job its file name says."""
+    for job in jobs:
+        if isinstance(job, TrainJob):
+            ckpt = checkpoint_path(out, job.method, job.seed)
+            if job.method not in run.pretrained and ckpt.is_file():
                 try:
                     _, meta = load_checkpoint(ckpt)
                 except NoiseproofError as error:
                     raise NoiseproofError(f"{error}; delete it to train it again") from None
-                check_record(ckpt, meta, checkpoint_expect(entry.label, seed))
-            for noise_entry in config.noise:
-                for level in config.levels_of(noise_entry):
-                    path = job_path(out, entry.label, noise_entry.label, level, seed)
-                    if path.is_file():
-                        expect = job_expect(
-                            config, raw, entry.label, noise_entry.label, level, seed
-                        )
-                        read_record(path, expect)
+                check_record(ckpt, meta, checkpoint_expect(job.method, job.seed))
+            continue
+        whole = job_path(out, job.method, job.noise, job.level, job.seed)
+        if whole.is_file():
+            read_record(whole, job_expect(run, job))
+        elif not job.whole and shard_path(out, job).is_file():
+            read_record(shard_path(out, job), shard_expect(run, job))
 
 
-@locks_output("out", subfolders=("jobs", "checkpoints", "logs/*"))
+def make_executor(config: ExperimentConfig, in_memory: bool) -> LocalExecutor | RayExecutor:
+    """The executor the config names; an in-memory run (no output folder) runs locally."""
+    chosen = config.executor
+    if chosen.name == "local":
+        return LocalExecutor()
+    if in_memory:
+        raise NoiseproofError("executor 'ray' needs an output folder its workers can write")
+    return RayExecutor(chosen.address, chosen.cpus_per_job, chosen.gpus_per_job, chosen.retries)
+
+
+@locks_output("out", subfolders=("jobs", "jobs/shards", "checkpoints", "logs/*"))
 def run_compare(
     config: ExperimentConfig,
     out: str | Path | None,
@@ -120,24 +115,46 @@ def run_compare(
     progress: bool = True,
     log: Callable[[str], None] = print,
     show: Callable[[str], None] | None = None,
-    callbacks: Callable[[str, int], Sequence[Any]] | None = None,
+    loggers: Sequence[str] = (),
     trained: Callable[[str, int, nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the grid described by `config` into `out`; returns the results.json data.
 
+    The grid is a plan of jobs (noiseproof.experiments.plan) run by the configured executor
+    (`config.executor`: local or Ray); each job writes its own record, and the results are
+    assembled in plan order, so they are the same whichever executor ran (or resumed) them.
     out: the output folder, or None to run in memory (nothing written, nothing resumed).
     pretrained: method label -> checkpoint to evaluate instead of training that method.
     log: progress and info lines; show: the results tables (default: `log`);
-    callbacks: (method label, seed) -> trainer callbacks for that training (e.g. loggers);
+    loggers: --log names (csv, tensorboard) for every training, under out/logs/;
     trained: called with (method label, seed, model) once each model is trained or loaded.
     """
     out = None if out is None else Path(out)
-    raw = config.to_dict()
-    resume = resume and out is not None
+    executor = make_executor(config, out is None)
+    local = isinstance(executor, LocalExecutor)
+    if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
+        if not local:
+            raise NoiseproofError("under torchrun the grid runs with the local executor")
+        if not is_main():
+            return train_along(config, out, resume, pretrained)
+    run = GridRun(
+        config,
+        None if out is None else str(out),
+        resume=resume and out is not None,
+        pretrained={label: str(path) for label, path in (pretrained or {}).items()},
+        progress=progress and local,
+        loggers=tuple(loggers),
+        keep_models=local,
+    )
+    raw = run.raw
+    levels = [(n.label, config.levels_of(n)) for n in config.noise]
+    labels = [m.label for m in config.methods]
+    per_job = config.executor.transfers_per_job
+    jobs = plan_grid(labels, config.seeds, levels, config.transfers, per_job)
     if out is not None:
-        check_folder(out, raw, resume)
-    if resume:  # every finished record is ours, or the run stops before doing any work
-        check_finished(out, config, raw, skip=frozenset(pretrained or {}))
+        check_folder(out, raw, run.resume)
+    if run.resume:  # every finished record is ours, or the run stops before doing any work
+        check_finished(out, run, jobs)
     started = time.perf_counter()
     data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
     device = resolve_device(config.device)
@@ -150,95 +167,34 @@ def run_compare(
     log(
         f"dataset {data.name}: {len(data.y_train)} train / {len(data.y_val)} val / "
         f"{len(data.y_test)} test, input {data.input_shape}, {data.num_outputs} outputs; "
-        f"device {device}"
+        f"device {device}; executor {executor.name}"
     )
-    data = data.to(device)  # in-memory splits moved once for every training and evaluation
-    train_noise = config.noise[0].model
-    records, trainings, attacks, landscapes = [], [], [], []
-    n_jobs = (
-        len(config.methods)
-        * len(config.seeds)
-        * sum(len(config.levels_of(n)) for n in config.noise)
-    )
-    bar = progress_bar(n_jobs, "compare jobs", enabled=progress, unit="job", leave=True)
+    if local:  # the jobs of this process use the data already loaded
+        remember_data(config, data)
+    collected = Collected(run, trained)
+    bar = progress_bar(len(jobs), "compare jobs", enabled=progress, unit="job", leave=True)
     try:
-        for seed in config.seeds:
-            for entry in config.methods:
-                ckpt = checkpoint_path(out, entry.label, seed) if out is not None else None
-                given = (pretrained or {}).get(entry.label)
-                if given or (resume and ckpt.is_file()):
-                    state, meta = load_checkpoint(given or ckpt)
-                    if not given:  # a checkpoint of this folder must be this (method, seed)'s
-                        check_record(ckpt, meta, checkpoint_expect(entry.label, seed))
-                    model = model_from_checkpoint(state, meta, device)
-                    log(f"loaded {given or ckpt}")
-                else:
-                    model, meta = train_and_save(
-                        config,
-                        entry,
-                        data,
-                        ckpt,
-                        noise=train_noise,
-                        seed=seed,
-                        progress=progress,
-                        log=log,
-                        callbacks=callbacks(entry.label, seed) if callbacks else (),
-                    )
-                kept = ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds")
-                training = {k: meta[k] for k in (*kept, "finish") if k in meta}
-                trainings.append({"method": entry.label, **training})
-                if trained is not None:
-                    trained(entry.label, seed, model)
-                jobs = out / "jobs" if out is not None else None
-                attacked, landscape = analyse_model(
-                    config, model, data, entry.label, seed, jobs, resume
-                )
-                attacks += attacked
-                landscapes += [landscape] if landscape else []
-                for noise_entry in config.noise:
-                    for level in config.levels_of(noise_entry):
-                        path = (
-                            job_path(out, entry.label, noise_entry.label, level, seed)
-                            if out is not None
-                            else None
-                        )
-                        if resume and path.is_file():
-                            expect = job_expect(
-                                config, raw, entry.label, noise_entry.label, level, seed
-                            )
-                            record = read_record(path, expect)
-                        else:
-                            record = {
-                                "method": entry.label,
-                                **evaluate_job(
-                                    model,
-                                    data,
-                                    noise_entry.model.with_level(level),
-                                    transfers=config.transfers,
-                                    seed=seed,
-                                    noise_label=noise_entry.label,
-                                    selection=config.chip,
-                                    threshold=config.reliability_threshold,
-                                    batch_size=config.eval_batch_size,
-                                    precision=config.eval_precision,
-                                ),
-                                "method_spec": entry.method.spec(),
-                                "training": {k: v for k, v in training.items() if k != "history"},
-                                "config": job_config(raw, entry.label, noise_entry.label, seed),
-                            }
-                            if path is not None:
-                                write_json_atomic(path, record)
-                        records.append(record)
-                        bar.update(1)
+        failures = executor.run(jobs, run_job, (run,), collected.add, bar)
     finally:
         bar.close()
+    for failure in failures:
+        log(f"failed: {failure.line()}")
+    if failures:
+        raise NoiseproofError(
+            f"{len(failures)} job(s) failed (listed above); the {len(jobs) - len(failures)} "
+            "finished are kept: fix the cause and run again with --resume"
+        )
     wall = time.perf_counter() - started
+    records = [collected.records[key] for key in evaluation_keys(config)]
+    trained_jobs = [job for job in jobs if isinstance(job, TrainJob)]
+    trainings = [collected.trainings[job] for job in trained_jobs]
     results = {"config": raw, "wall_seconds": wall, "jobs": records, "trainings": trainings}
     if config.attack is not None:
-        results["attacks"] = attacks
+        results["attacks"] = [a for job in trained_jobs for a in collected.attacks[job]]
     if config.landscape is not None:
-        results["landscapes"] = landscapes
-        results["flatness"] = flatness_table(landscapes)
+        landscapes = [collected.landscapes[job] for job in trained_jobs]
+        results["landscapes"] = [item for item in landscapes if item]
+        results["flatness"] = flatness_table(results["landscapes"])
     if out is None:
         return results
     write_json_atomic(out / "results.json", results)
@@ -249,7 +205,7 @@ def run_compare(
         f"wall time {wall:.1f} s (this run)"
     )
     write_report(out, records, trainings, raw, summary)
-    write_analyses(out, attacks, landscapes, show or log)
+    write_analyses(out, results.get("attacks", []), results.get("landscapes", []), show or log)
     for noise, header, rows in summary_rows(records):
         (show or log)(
             f"\naccuracy under {noise} (%: mean ± std (min) over {config.transfers} transfers)"
@@ -259,12 +215,66 @@ def run_compare(
     return results
 
 
-def job_config(raw: dict[str, Any], method: str, noise: str, seed: int) -> dict[str, Any]:
-    """The slice of the experiment config that one job used (enough to run it again)."""
-    keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold")
-    return {
-        **{k: raw[k] for k in keep},
-        "method": next(m for m in raw["methods"] if m.get("label", m["name"]) == method),
-        "noise": next(n for n in raw["noise"] if n.get("label", n["name"]) == noise),
-        "seed": seed,
-    }
+def train_along(
+    config: ExperimentConfig,
+    out: Path | None,
+    resume: bool,
+    pretrained: dict[str, Path] | None,
+) -> dict[str, Any]:
+    """A torchrun rank above 0 in a `compare`: run the same trainings as rank 0, in the same
+    order (each a DDP training with it, the same ones skipped on --resume), write nothing and
+    evaluate nothing (rank 0 does both); returns an empty result."""
+    run = GridRun(
+        config,
+        None if out is None else str(out),
+        resume=resume and out is not None,
+        pretrained={label: str(path) for label, path in (pretrained or {}).items()},
+        write=False,
+    )
+    remember_data(config, config.dataset.load())
+    for job in plan_grid([m.label for m in config.methods], config.seeds, [], config.transfers):
+        run_job(job, None, run)
+    return {}
+
+
+def evaluation_keys(config: ExperimentConfig) -> list[tuple[str, int, str, float]]:
+    """(method, seed, noise, level) of every evaluation, in the order results list them."""
+    return [
+        (entry.label, seed, noise.label, level)
+        for seed in config.seeds
+        for entry in config.methods
+        for noise in config.noise
+        for level in config.levels_of(noise)
+    ]
+
+
+class Collected:
+    """What the finished jobs returned, gathered as they arrive (in any order): trainings,
+    analyses, evaluation records (shards merged once all have arrived)."""
+
+    def __init__(self, run: GridRun, trained: Callable[[str, int, nn.Module], None] | None):
+        self.run, self.trained = run, trained
+        self.trainings: dict[TrainJob, dict[str, Any]] = {}
+        self.attacks: dict[TrainJob, list[dict[str, Any]]] = {}
+        self.landscapes: dict[TrainJob, dict[str, Any] | None] = {}
+        self.records: dict[tuple[str, int, str, float], dict[str, Any]] = {}
+        self.shards: dict[tuple[str, int, str, float], list[dict[str, Any]]] = {}
+
+    def add(self, job: Job, result: dict[str, Any]) -> None:
+        """Take one finished job's result."""
+        if isinstance(job, TrainJob):
+            self.trainings[job] = result["training"]
+            self.attacks[job], self.landscapes[job] = result["attacks"], result["landscape"]
+            if self.trained is not None and "model" in result:
+                self.trained(job.method, job.seed, result["model"])
+            return
+        key = (job.method, job.seed, job.noise, job.level)
+        if job.whole or "first_chip" not in result:  # a whole record (also a resumed one)
+            self.records[key] = result
+            return
+        self.shards.setdefault(key, []).append(result)
+        if sum(s["chips"] for s in self.shards[key]) == job.transfers:
+            self.records[key] = merge_shards(self.shards.pop(key), self.run)
+            if self.run.out is not None:
+                path = job_path(Path(self.run.out), job.method, job.noise, job.level, job.seed)
+                write_json_atomic(path, self.records[key])

@@ -20,7 +20,7 @@ from noiseproof.devices import model_device, resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary, reliability
-from noiseproof.evaluation.transfers import run_transfers
+from noiseproof.evaluation.transfers import TransferResult, run_transfers
 from noiseproof.methods import methods
 from noiseproof.methods.base import Method
 from noiseproof.models import models
@@ -174,6 +174,71 @@ def model_from_checkpoint(
     return model if device is None else model.to(resolve_device(device))
 
 
+def evaluate_chips(
+    model: nn.Module,
+    data: Dataset,
+    noise: NoiseModel,
+    *,
+    transfers: int,
+    seed: int,
+    noise_label: str,
+    selection: ChipSelection,
+    first_chip: int = 0,
+    batch_size: int = 2000,
+    progress: bool = False,
+    precision: str = "fp32",
+) -> TransferResult:
+    """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level.
+
+    The noise stream depends on (seed, noise label, level) and the device only, so every
+    method at a level sees the same draws where parameter shapes agree (common random
+    numbers), and chip k is the same chip whichever range it is evaluated in (a shard of a
+    larger run gives exactly that run's per-chip accuracies). Runs where the model is (its
+    generator made there), under `precision` autocast.
+    """
+    gen = generator(seed, "transfers", noise_label, noise.level, device=model_device(model))
+    return run_transfers(
+        model,
+        noise,
+        data.x_test,
+        data.y_test,
+        transfers,
+        gen,
+        selection=selection,
+        batch_size=batch_size,
+        progress=progress,
+        precision=precision,
+        first_chip=first_chip,
+    )
+
+
+def summary_record(
+    result: TransferResult,
+    noise: NoiseModel,
+    *,
+    noise_label: str,
+    seed: int,
+    clean_accuracy: float,
+    threshold: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """One evaluation's result record (no labels) from all its chips' outcomes."""
+    return {
+        "noise": noise_label,
+        "level": noise.level,
+        "seed": seed,
+        "transfers": result.transfers,
+        "clean_accuracy": clean_accuracy,
+        "accuracy": accuracy_summary(result.accuracy),
+        "reliability": reliability(result, threshold),
+        "per_example_reliability_histogram": reliability_histogram(
+            result.correct_counts, result.transfers
+        ),
+        "noise_spec": noise.spec(),
+        "seconds": seconds,
+    }
+
+
 def evaluate_job(
     model: nn.Module,
     data: Dataset,
@@ -188,40 +253,30 @@ def evaluate_job(
     progress: bool = False,
     precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Monte Carlo over `transfers` chips at one noise level -> one result record (no labels).
-
-    The noise stream depends on (seed, noise label, level) and the device only, so every
-    method at a level sees the same draws where parameter shapes agree (common random
-    numbers). Runs where the model is (its generator made there), under `precision` autocast.
-    """
+    """Monte Carlo over `transfers` chips at one noise level -> one result record (no labels)
+    (`evaluate_chips` over every chip, then `summary_record`)."""
     started = time.perf_counter()
-    gen = generator(seed, "transfers", noise_label, noise.level, device=model_device(model))
-    result = run_transfers(
+    result = evaluate_chips(
         model,
+        data,
         noise,
-        data.x_test,
-        data.y_test,
-        transfers,
-        gen,
+        transfers=transfers,
+        seed=seed,
+        noise_label=noise_label,
         selection=selection,
         batch_size=batch_size,
         progress=progress,
         precision=precision,
     )
-    return {
-        "noise": noise_label,
-        "level": noise.level,
-        "seed": seed,
-        "transfers": transfers,
-        "clean_accuracy": clean_accuracy(model, data.x_test, data.y_test, batch_size, precision),
-        "accuracy": accuracy_summary(result.accuracy),
-        "reliability": reliability(result, threshold),
-        "per_example_reliability_histogram": reliability_histogram(
-            result.correct_counts, transfers
-        ),
-        "noise_spec": noise.spec(),
-        "seconds": time.perf_counter() - started,
-    }
+    return summary_record(
+        result,
+        noise,
+        noise_label=noise_label,
+        seed=seed,
+        clean_accuracy=clean_accuracy(model, data.x_test, data.y_test, batch_size, precision),
+        threshold=threshold,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def reliability_histogram(counts: torch.Tensor, transfers: int, bins: int = 20) -> list[int]:

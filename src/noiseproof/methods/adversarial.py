@@ -23,7 +23,7 @@ from pydantic import Field
 from torch import Tensor
 
 from noiseproof.bounds import relative_box_point
-from noiseproof.chip import Params, forward, scratch_buffers, split_buffers
+from noiseproof.chip import Params, scratch_buffers, split_buffers
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.noise.base import standard_normal
 from noiseproof.tasks import log_probs, task_loss
@@ -138,14 +138,14 @@ class Adversarial(Method):
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': CE of the (optionally noisy) forward, 'robust': beta_rob * D(theta, theta*)}."""
         params = ctx.params
-        clean_logits = forward(ctx.model, params, x)
+        clean_logits = ctx.forward(params, x)
         if self.noisy_forward_std > 0:
             noisy = {
                 name: t
                 + (t.abs() * self.noisy_forward_std * standard_normal(t, ctx.generator)).detach()
                 for name, t in params.items()
             }
-            task = task_loss(forward(ctx.model, noisy, x), y)
+            task = task_loss(ctx.forward(noisy, x), y)
         else:
             task = task_loss(clean_logits, y)
         if self.beta_rob == 0:
@@ -155,7 +155,7 @@ class Adversarial(Method):
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
-            return output_divergence(reference, forward(ctx.model, point, x), self.divergence)
+            return output_divergence(reference, ctx.forward(point, x), self.divergence)
 
         offset = sign_ascent(
             params,
@@ -167,6 +167,6 @@ class Adversarial(Method):
             buffers=buffers,
         )
         attacked = relative_box_point(params, offset, detach_clean=self.detach_attack)
-        attacked_logits = forward(ctx.model, {**buffers, **attacked}, x)
+        attacked_logits = ctx.forward({**buffers, **attacked}, x)
         robust = output_divergence(clean_logits, attacked_logits, self.divergence)
         return {"task": task, "robust": self.beta_rob * robust}

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import Params, forward, scratch_buffers, split_buffers
+from noiseproof.chip import Params, scratch_buffers, split_buffers
 from noiseproof.methods.adversarial import relative_box_point, sign_ascent
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.tasks import task_loss
@@ -74,7 +74,7 @@ class AWP(Method):
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
-            return task_loss(forward(ctx.model, point, x), y)
+            return task_loss(ctx.forward(point, x), y)
 
         if self.box == "relative":
             offset = sign_ascent(
@@ -93,4 +93,4 @@ class AWP(Method):
             )
             perturbed = {name: t.detach() + delta[name] for name, t in params.items()}
         point = {name: t + (perturbed[name] - t).detach() for name, t in params.items()}
-        return {"task": task_loss(forward(ctx.model, {**on_chip_buffers, **point}, x), y)}
+        return {"task": task_loss(ctx.forward({**on_chip_buffers, **point}, x), y)}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from noiseproof.chip import ChipSelection, detached, forward, scratch_buffers, straight_through
+from noiseproof.chip import ChipSelection, detached, scratch_buffers, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
@@ -202,13 +202,13 @@ class Consistency(Method):
         )
         names = self.compared(ctx.model)
         with captured(ctx.model, names) as store:
-            noisy_out = forward(ctx.model, noisy_params, x)
+            noisy_out = ctx.forward(noisy_params, x)
             noisy = {name: store[name][:] for name in store}
             for outputs in store.values():
                 outputs.clear()
             clean_params = {**scratch_buffers(ctx.model), **ctx.params}
             with torch.no_grad() if self.detach_clean else contextlib.nullcontext():
-                clean_out = forward(ctx.model, clean_params, x)
+                clean_out = ctx.forward(clean_params, x)
             clean = {name: store[name][:] for name in store}
         if OUTPUT in names:
             noisy[OUTPUT], clean[OUTPUT] = [noisy_out], [clean_out]

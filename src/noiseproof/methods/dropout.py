@@ -9,7 +9,6 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import forward
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.tasks import task_loss
 
@@ -29,7 +28,7 @@ class Dropout(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the forward with dropped activations}."""
-        return {"task": task_loss(forward(ctx.model, ctx.params, x), y)}
+        return {"task": task_loss(ctx.forward(ctx.params, x), y)}
 
     @contextlib.contextmanager
     def attached(self, ctx: StepContext) -> Iterator[None]:

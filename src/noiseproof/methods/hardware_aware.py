@@ -35,11 +35,12 @@ from pydantic import Field, PrivateAttr
 from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from noiseproof.chip import Params, detached, forward, straight_through
+from noiseproof.chip import Params, detached, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.noise.base import NoiseModel
 from noiseproof.tasks import task_loss
+from noiseproof.training.distributed import any_rank
 
 
 @methods.register("hardware_aware")
@@ -84,7 +85,7 @@ class HardwareAware(Method):
             else:
                 for name, mask in stuck.items():
                     used[name] = torch.where(mask, chip[name], used[name])
-        out = {"task": task_loss(forward(ctx.model, used, x), y)}
+        out = {"task": task_loss(ctx.forward(used, x), y)}
         if self.regularization == "weight_decay" and self.weight_decay > 0:
             squares = sum(p.square().sum() for p in ctx.params.values())
             out["weight_decay"] = 0.5 * self.weight_decay * squares
@@ -122,8 +123,8 @@ class HardwareAware(Method):
             if not mine or not pending:
                 return
             with torch.no_grad():
-                for param, mask, values in pending:
-                    param.copy_(torch.where(mask, values, param))
+                for param, mask, values in pending:  # under torchrun: stuck on any rank's chip
+                    param.copy_(torch.where(any_rank(mask), values, param))
             pending.clear()
 
         self._frozen[id(ctx)] = pending

@@ -10,7 +10,7 @@ import torch
 from pydantic import Field, PrivateAttr
 from torch import Tensor, nn
 
-from noiseproof.chip import detached, forward, straight_through
+from noiseproof.chip import detached, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
@@ -114,7 +114,7 @@ class Lipschitz(Method):
             noise = training_noise(self.noise, self.noise_level, ctx, "lipschitz")
             params = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
         with self.recording(estimator):
-            task = task_loss(forward(ctx.model, params, x), y)
+            task = task_loss(ctx.forward(params, x), y)
         sigmas = torch.stack(list(self.layer_norms(ctx).values()))
         excess = sigmas - self.target
         if self.mode == "above":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import detached, forward, straight_through
+from noiseproof.chip import detached, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.noise.base import NoiseModel
@@ -40,4 +40,4 @@ class NoiseInjection(Method):
         """{'task': task loss of the forward through one fresh noisy draw}."""
         noise = training_noise(self.noise, self.level, ctx, "noise_injection")
         noisy = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
-        return {"task": task_loss(forward(ctx.model, noisy, x), y)}
+        return {"task": task_loss(ctx.forward(noisy, x), y)}

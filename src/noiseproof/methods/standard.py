@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from noiseproof.chip import forward
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.tasks import task_loss
 
@@ -15,4 +14,4 @@ class Standard(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the clean forward}."""
-        return {"task": task_loss(forward(ctx.model, ctx.params, x), y)}
+        return {"task": task_loss(ctx.forward(ctx.params, x), y)}

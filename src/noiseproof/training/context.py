@@ -9,12 +9,15 @@ noiseproof.methods.base.Method satisfies `Objective`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
+from noiseproof.chip import forward
+from noiseproof.inputs import Inputs
 from noiseproof.noise.base import NoiseModel
 
 
@@ -25,13 +28,26 @@ class StepContext:
     model: the user's module (its non-chip parameters and buffers are used as they are);
     params: the on-chip parameters themselves (nn.Parameter, gradients flow into them);
     noise: the experiment's noise model (methods may use their own instead);
-    generator: the training stream of random draws (every draw must use it).
+    generator: the training stream of random draws (every draw must use it);
+    wrapper: under torchrun, the DistributedDataParallel module around `model` (None in one
+    process). Names, hooks and buffers are `model`'s; forwards go through `forward`.
     """
 
     model: nn.Module
     params: dict[str, nn.Parameter]
     noise: NoiseModel | None
     generator: torch.Generator
+    wrapper: nn.Module | None = None
+
+    def forward(self, params: Mapping[str, Tensor] | None, x: Inputs) -> Tensor:
+        """`chip.forward(model, params, x)`: the logits with `params` standing in for those
+        names. Every forward of a method goes through here: under torchrun it is made through
+        the DistributedDataParallel wrapper (names prefixed 'module.'), whose backward averages
+        the gradients over the processes; a forward on `model` itself would not."""
+        if self.wrapper is None:
+            return forward(self.model, params, x)
+        named = None if params is None else {f"module.{n}": t for n, t in params.items()}
+        return forward(self.wrapper, named, x)
 
 
 @runtime_checkable

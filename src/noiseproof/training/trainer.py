@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
-from noiseproof.data.batching import steps_per_epoch, train_batches
+from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
 from noiseproof.devices import accumulator_dtype, model_device, resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_accuracy
@@ -25,6 +25,19 @@ from noiseproof.seeding import generator
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.context import Objective, StepContext
+from noiseproof.training.distributed import (
+    check_divisible,
+    forwards_with_grad,
+    from_main,
+    is_distributed,
+    is_main,
+    rank_device,
+    rank_keys,
+    share,
+    summed,
+    sync_buffers,
+    wrap,
+)
 
 if TYPE_CHECKING:  # the trainer needs only the Objective protocol, never the methods package
     from noiseproof.methods.base import Method
@@ -101,15 +114,25 @@ def train(
     CPU, so every device sees the same batches. Loss terms are summed on the device and read
     once per epoch. `config.precision` bf16/fp16 runs each step under torch.autocast (fp16
     with a GradScaler); a method that cannot is refused (`Method.precisions`).
+
+    Inside a torchrun process group (noiseproof.training.distributed.process_group) this is
+    data-parallel training: the model is wrapped in DistributedDataParallel (on CUDA each
+    process on cuda:LOCAL_RANK), each rank takes its batch_size / world share of the same
+    global batches, the method's generator derives from (seed, rank), and every rank ends with
+    the same weights and the same kept epoch (rank 0's buffers and validation scores). Only
+    rank 0 shows progress and calls `callbacks`.
     """
     check_train_arguments(model, data, method, config, noise, seed)
     config = config or TrainConfig()
-    callbacks = check_callbacks(callbacks)
+    callbacks = check_callbacks(callbacks) if is_main() else []  # only rank 0 writes logs
+    progress = progress and is_main()
+    check_divisible(config.batch_size, "batch_size")
     if config.select == "noisy" and noise is None:
         raise NoiseproofError("train.select 'noisy' needs a noise model")
     if hasattr(method, "check_precision"):  # a Method says which precisions it can train in
         method.check_precision(config.precision)
     device = model_device(model) if device is None else resolve_device(device, "device")
+    device = rank_device(device)  # under torchrun: cuda:LOCAL_RANK
     model.to(device)
     data = data.to(device)  # in-memory splits moved once, not per step
     params = chip_params(model, selection)
@@ -117,7 +140,8 @@ def train(
         model=model,
         params=params,
         noise=noise,
-        generator=generator(seed, "train", device=device),
+        generator=generator(seed, "train", *rank_keys(), device=device),
+        wrapper=wrap(model, device) if is_distributed() else None,
     )
     shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -128,7 +152,8 @@ def train(
     best_state: dict[str, Tensor] | None = None
     best_score = float("-inf")
     bar = progress_bar(
-        config.epochs * steps_per_epoch(data, config.batch_size, config.steps_per_epoch),
+        config.epochs
+        * steps_per_epoch(data, config.batch_size, config.steps_per_epoch, share()[1]),
         f"train {method.registered_name}",
         enabled=progress,
     )
@@ -145,6 +170,7 @@ def train(
                 lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                 schedule.step()
                 row = {"epoch": epoch, **sums, "lr": lr}
+                sync_buffers(model)  # under torchrun: rank 0's BatchNorm statistics everywhere
                 if len(data.y_val):
                     row["val_accuracy"] = clean_accuracy(
                         model, data.x_val, data.y_val, config.eval_batch_size
@@ -153,6 +179,8 @@ def train(
                         row["val_noisy_accuracy"] = noisy_validation(
                             model, data, noise, config, selection, seed
                         )
+                    scored = {k: row[k] for k in SCORED.values() if k in row}
+                    row |= from_main(scored, device)  # every rank keeps rank 0's epoch
                 row["seconds"] = time.perf_counter() - started
                 result.history.append(row)
                 notify(callbacks, "on_epoch_end", epoch, row)
@@ -211,19 +239,34 @@ def run_epoch(
     The step has no host synchronisation: each term is added, times the batch size, to a
     float64 (float32 on MPS) sum on the device, read once at the end of the epoch. The step
     runs under `config.precision` autocast; `scaler` scales an fp16 loss (disabled: a no-op).
+    Data-parallel (`ctx.wrapper` set): this rank's share of each global batch; a share of an
+    uneven last batch has its loss scaled so that the averaged gradient is the global batch's;
+    the sums are added over the ranks at the end of the epoch.
     """
     device = device or model_device(model)
     scaler = scaler or grad_scaler(device, config.precision)
     dtype = accumulator_dtype(device)
     sums: dict[str, Tensor] = {}
     seen = 0
-    batches = train_batches(data, config.batch_size, shuffle, config.steps_per_epoch, device)
-    for x, y in batches:
+    rank, world = share()
+    batches = train_batches(
+        data, config.batch_size, shuffle, config.steps_per_epoch, device, rank=rank, world=world
+    )
+    sizes = global_batch_sizes(len(data.y_train), config.batch_size, config.steps_per_epoch, world)
+    for (x, y), size in zip(batches, sizes, strict=True):
+        made = forwards_with_grad(ctx.wrapper) if ctx.wrapper is not None else 0
         with autocast(device, config.precision):
             terms = method.terms(ctx, x, y)
             loss = torch.stack(list(terms.values())).sum()
+        if ctx.wrapper is not None and forwards_with_grad(ctx.wrapper) == made:
+            raise NoiseproofError(
+                f"method '{getattr(method, 'registered_name', type(method).__name__)}' made no "
+                "forward through StepContext.forward: under torchrun its gradients would not be "
+                "averaged over the processes (use ctx.forward(params, x))"
+            )
+        scale = world * len(y) / size  # 1 but for the shares of an uneven last batch
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss if scale == 1 else loss * scale).backward()
         scaler.step(optimizer)
         scaler.update()
         for name, value in {"loss": loss, **terms}.items():
@@ -231,7 +274,11 @@ def run_epoch(
             sums[name] = sums[name] + part if name in sums else part
         seen += len(y)
         bar.update(1)
-    return {name: float(total) / seen for name, total in sums.items()}
+    if world > 1 and sums:  # one collective per epoch: the means over every rank's examples
+        names = list(sums)
+        totals = summed(torch.stack([*(sums[n] for n in names), sums[names[0]].new_tensor(seen)]))
+        sums, seen = dict(zip(names, totals[:-1], strict=True)), totals[-1]
+    return {name: float(total) / float(seen) for name, total in sums.items()}
 
 
 def check_train_arguments(

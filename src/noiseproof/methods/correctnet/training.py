@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
@@ -34,7 +34,12 @@ from noiseproof.training.trainer import noisy_validation, train
 
 
 def compensation_terms(
-    model: Compensated, noisy: dict[str, Tensor], x: Inputs, y: Tensor, loss: str
+    model: Compensated,
+    noisy: dict[str, Tensor],
+    x: Inputs,
+    y: Tensor,
+    loss: str,
+    run: Callable[[dict[str, Tensor], Inputs], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """The compensation objective on one batch through one noisy chip, as named terms.
 
@@ -42,11 +47,14 @@ def compensation_terms(
     corrected noisy output, t_l the noise-free output of the same layer: the modules learn to
     restore the clean feature maps (our reading of CorrectNet's "correct the noisy feature
     maps"). task: CE of the compensated noisy network. both: both terms.
+    run: the forward of `model` through a tensor dict (the trainer's `StepContext.forward`,
+    which under torchrun goes through the DistributedDataParallel wrapper; default
+    `chip.forward` on `model`).
     """
     targets = clean_outputs(model.base, model.layers, x) if loss != "task" else {}
     model.record = {}
     try:
-        logits = forward(model, noisy, x)
+        logits = forward(model, noisy, x) if run is None else run(noisy, x)
         recorded = model.record
     finally:
         model.record = None
@@ -71,7 +79,7 @@ class CompensationObjective(Method):
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """`compensation_terms` of the Compensated model through one noisy chip."""
         noisy = ctx.noise.sample(detached(ctx.params), ctx.generator)
-        return compensation_terms(ctx.model, noisy, x, y, self.loss)
+        return compensation_terms(ctx.model, noisy, x, y, self.loss, ctx.forward)
 
 
 @contextlib.contextmanager
