@@ -1,7 +1,8 @@
-"""The two kinds of grid job: train one (method, seed) model; evaluate it at one (noise, level).
+"""The work of the grid's two kinds of job: train one (method, seed) model (and save it);
+evaluate it over a range of chips at one (noise, level) and summarise the outcome.
 
-Each job is a pure function of its spec (same spec, same numbers) and returns what it produced;
-the caller decides where it is stored.
+Each function is pure in its arguments (same arguments, same numbers) and returns what it
+produced; noiseproof.experiments.grid decides where it is stored.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
 from noiseproof.devices import model_device, resolve_device
 from noiseproof.errors import NoiseproofError
-from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.metrics import accuracy_summary, reliability
 from noiseproof.evaluation.transfers import TransferResult, run_transfers
 from noiseproof.methods import methods
@@ -237,46 +237,6 @@ def summary_record(
         "noise_spec": noise.spec(),
         "seconds": seconds,
     }
-
-
-def evaluate_job(
-    model: nn.Module,
-    data: Dataset,
-    noise: NoiseModel,
-    *,
-    transfers: int,
-    seed: int,
-    noise_label: str,
-    selection: ChipSelection,
-    threshold: float = 0.95,
-    batch_size: int = 2000,
-    progress: bool = False,
-    precision: str = "fp32",
-) -> dict[str, Any]:
-    """Monte Carlo over `transfers` chips at one noise level -> one result record (no labels)
-    (`evaluate_chips` over every chip, then `summary_record`)."""
-    started = time.perf_counter()
-    result = evaluate_chips(
-        model,
-        data,
-        noise,
-        transfers=transfers,
-        seed=seed,
-        noise_label=noise_label,
-        selection=selection,
-        batch_size=batch_size,
-        progress=progress,
-        precision=precision,
-    )
-    return summary_record(
-        result,
-        noise,
-        noise_label=noise_label,
-        seed=seed,
-        clean_accuracy=clean_accuracy(model, data.x_test, data.y_test, batch_size, precision),
-        threshold=threshold,
-        seconds=time.perf_counter() - started,
-    )
 
 
 def reliability_histogram(counts: torch.Tensor, transfers: int, bins: int = 20) -> list[int]:
