@@ -9,27 +9,10 @@ import math
 import pytest
 from click.testing import CliRunner
 
+from helpers import digits_grid
 from noiseproof.cli import cli
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--model",
-    "mlp",
-    "--methods",
-    "standard,noise_injection",
-    "--levels",
-    "0,0.5",
-    "--transfers",
-    "4",
-    "--epochs",
-    "2",
-    "--seed",
-    "0",
-    "--no-progress",
-    "--set",
-    "train.batch_size=64",
-]
+TINY = digits_grid(transfers=4, epochs=2)
 
 
 @pytest.fixture(scope="module")

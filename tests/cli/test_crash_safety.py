@@ -23,28 +23,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import digits_grid
 from noiseproof.atomic import TEMP_PATTERN
 from noiseproof.cli import cli
 
-GRID = [
-    "--dataset",
-    "digits",
-    "--model",
-    "mlp",
-    "--methods",
-    "standard,noise_injection",
-    "--levels",
-    "0,0.5",
-    "--transfers",
-    "3",
-    "--epochs",
-    "4",
-    "--seed",
-    "0",
-    "--no-progress",
-    "--set",
-    "train.batch_size=64",
-]
+GRID = digits_grid(transfers=3, epochs=4)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CLOCK = {"seconds", "wall_seconds", "train_seconds"}
 

@@ -8,26 +8,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from helpers import digits_grid
 from noiseproof.cli import cli
 
 ray = pytest.importorskip("ray")
 
-GRID = [
-    "compare",
-    "--dataset",
-    "digits",
-    "--model",
-    "mlp",
-    "--methods",
-    "standard,noise_injection",
-    "--levels",
-    "0,0.5",
-    "--transfers",
-    "10",
-    "--epochs",
-    "1",
-    "--no-progress",
-]
+GRID = ["compare", *digits_grid(transfers=10, epochs=1)]
 CLOCKS = {"seconds", "wall_seconds", "train_seconds", "executor"}
 
 
