@@ -16,6 +16,7 @@ function of an installed module).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,11 +68,17 @@ class LocalExecutor:
     ) -> list[Failure]:
         """Run `task(job, needed, *args)` for every job; `done(job, result)` after each."""
         results: dict[TrainJob, Any] = {}
+        waiting = Counter(job.training for job in jobs if isinstance(job, EvalJob))
         for job in depth_first(jobs):
             needed = results.get(job.training) if isinstance(job, EvalJob) else None
             result = task(job, needed, *args)
+            training = job.training if isinstance(job, EvalJob) else job
             if isinstance(job, TrainJob):
                 results[job] = result
+            else:
+                waiting[training] -= 1
+            if not waiting[training]:  # its last evaluation ran: let the model go
+                results.pop(training, None)
             done(job, result)
             if bar is not None:
                 bar.update(1)
