@@ -11,6 +11,7 @@ loaded what: the same seed gives the same batches.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from noiseproof.errors import NoiseproofError
 SEED_SPACE = 2**63 - 1
 
 
-class StreamedSplit(TorchDataset):
+class StreamedSplit(TorchDataset, ABC):
     """A training split read example by example (subclasses implement `load`).
 
     `labels` (int64 [N]) stay in memory; `input_shape` is the per-example shape; `num_workers`
@@ -39,10 +40,10 @@ class StreamedSplit(TorchDataset):
     num_workers: int = 0
     description: str = "a streamed training split"
 
+    @abstractmethod
     def load(self, index: int, generator: torch.Generator | None) -> Tensor:
         """Example `index` as a float tensor of `input_shape`, with its random transform drawn
         from `generator` (None: the deterministic evaluation transform)."""
-        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -44,15 +44,17 @@ class BasicBlock(nn.Module):
         return self.relu2(self.conv2(self.relu1(self.conv1(x))) + self.shortcut(x))
 
 
-def cifar_resnet(in_channels: int, num_outputs: int, blocks: int, width: int) -> nn.Sequential:
-    """ResNet with 6 * blocks + 2 layers: stem, 3 stages of widths w/2w/4w, pool, Linear."""
-    layers: list[nn.Module] = [conv_bn(in_channels, width, 3, 1), nn.ReLU(inplace=False)]
-    channels = width
-    for stage in range(3):
+def residual_network(
+    stem: list[nn.Module], width: int, stages: int, blocks: int, num_outputs: int
+) -> nn.Sequential:
+    """stem, `stages` stages of `blocks` BasicBlocks of widths w, 2w, 4w... (each stage after
+    the first starts with stride 2), global average pool, Linear; convolutions He-initialised
+    (fan_out), BatchNorm at weight 1 and bias 0, as in He et al. 2016 (and torchvision)."""
+    layers, channels = list(stem), width
+    for stage in range(stages):
         out = width * 2**stage
         for block in range(blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(BasicBlock(channels, out, stride))
+            layers.append(BasicBlock(channels, out, 2 if stage > 0 and block == 0 else 1))
             channels = out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_outputs)]
     model = nn.Sequential(*layers)
@@ -60,6 +62,12 @@ def cifar_resnet(in_channels: int, num_outputs: int, blocks: int, width: int) ->
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     return model
+
+
+def cifar_resnet(in_channels: int, num_outputs: int, blocks: int, width: int) -> nn.Sequential:
+    """ResNet with 6 * blocks + 2 layers: stem, 3 stages of widths w/2w/4w, pool, Linear."""
+    stem = [conv_bn(in_channels, width, 3, 1), nn.ReLU(inplace=False)]
+    return residual_network(stem, width, 3, blocks, num_outputs)
 
 
 class CifarResNet(ModelSpec):
@@ -104,18 +112,7 @@ def resnet18(in_channels: int, num_outputs: int, stem: str, width: int) -> nn.Se
         ]
     else:
         layers = [conv_bn(in_channels, width, 3, 1), nn.ReLU(inplace=False)]
-    channels = width
-    for stage in range(4):
-        out = width * 2**stage
-        for block in range(2):
-            layers.append(BasicBlock(channels, out, 2 if stage > 0 and block == 0 else 1))
-            channels = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_outputs)]
-    model = nn.Sequential(*layers)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-    return model
+    return residual_network(layers, width, 4, 2, num_outputs)
 
 
 @models.register("resnet18")
