@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +133,6 @@ def run_compare(
     out = None if out is None else Path(out)
     executor = make_executor(config, out is None)
     local = isinstance(executor, LocalExecutor)
-    if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
-        if not local:
-            raise NoiseproofError("under torchrun the grid runs with the local executor")
-        if not is_main():
-            return train_along(config, out, resume, pretrained)
     run = GridRun(
         config,
         None if out is None else str(out),
@@ -146,6 +142,11 @@ def run_compare(
         loggers=tuple(loggers),
         keep_models=local,
     )
+    if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
+        if not local:
+            raise NoiseproofError("under torchrun the grid runs with the local executor")
+        if not is_main():
+            return train_along(replace(run, write=False, keep_models=False, progress=False))
     raw = run.raw
     levels = [(n.label, config.levels_of(n)) for n in config.noise]
     labels = [m.label for m in config.methods]
@@ -215,22 +216,11 @@ def run_compare(
     return results
 
 
-def train_along(
-    config: ExperimentConfig,
-    out: Path | None,
-    resume: bool,
-    pretrained: dict[str, Path] | None,
-) -> dict[str, Any]:
+def train_along(run: GridRun) -> dict[str, Any]:
     """A torchrun rank above 0 in a `compare`: run the same trainings as rank 0, in the same
     order (each a DDP training with it, the same ones skipped on --resume), write nothing and
-    evaluate nothing (rank 0 does both); returns an empty result."""
-    run = GridRun(
-        config,
-        None if out is None else str(out),
-        resume=resume and out is not None,
-        pretrained={label: str(path) for label, path in (pretrained or {}).items()},
-        write=False,
-    )
+    evaluate nothing (rank 0 does both; `run.write` is False); returns an empty result."""
+    config = run.config
     remember_data(config, config.dataset.load())
     for job in plan_grid([m.label for m in config.methods], config.seeds, [], config.transfers):
         run_job(job, None, run)

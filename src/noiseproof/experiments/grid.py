@@ -222,9 +222,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             expect = job_expect(run, job) if job.whole else shard_expect(run, job)
             return read_record(path, expect)
     data = load_data(config)
-    model = needed.get("model") or load_model(
-        Path(needed["checkpoint"]), resolve_device(config.device)
-    )
+    model = needed.get("model") or load_model(Path(needed["checkpoint"]), data_device(config))
     entry = next(n for n in config.noise if n.label == job.noise)
     noise = entry.model.with_level(job.level)
     started = time.perf_counter()
