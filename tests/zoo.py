@@ -3,7 +3,9 @@
 Each entry: (name, model factory, dataset factory, chip selection, output key). Shapes covered:
 tied weights, dict and tuple outputs, several positional inputs, keyword inputs (a dict
 batch), BatchNorm statistics on the chip, a recurrent (GRU) layer, a submodule frozen in eval
-mode.
+mode, snntorch spiking networks (Leaky, Synaptic, RLeaky, RSynaptic; state passed explicitly, or
+kept by snntorch with init_hidden=True and never reset in forward, as its tutorials write them),
+with their decay factors and thresholds (buffers or Parameters) on the chip.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import snntorch
 import torch
 from torch import nn
 
@@ -110,6 +113,59 @@ class Frozen(Normed):
         self.bn.eval()
 
 
+INIT_STATE = {
+    "Leaky": "init_leaky",
+    "Synaptic": "init_synaptic",
+    "RLeaky": "init_rleaky",
+    "RSynaptic": "init_rsynaptic",
+}
+
+
+class Spiking(nn.Module):
+    """fc1 -> snntorch neuron -> fc2 at each step of a [B, T, C] sequence, outputs averaged.
+
+    With init_hidden=True snntorch keeps the state in the neuron's buffers and this forward
+    never resets it (the tutorials call snntorch.utils.reset in the training loop instead);
+    otherwise the state is initialised and passed by hand, as in snntorch's docstrings.
+    """
+
+    def __init__(self, neuron: str, init_hidden: bool, learn: bool = False) -> None:
+        super().__init__()
+        self.neuron, self.init_hidden = neuron, init_hidden
+        extra = {"alpha": 0.8} if "Synaptic" in neuron else {}
+        extra |= {"linear_features": 8} if neuron.startswith("R") else {}
+        self.fc1 = nn.Linear(2, 8)
+        self.lif = getattr(snntorch, neuron)(
+            beta=0.9,
+            threshold=0.5,
+            init_hidden=init_hidden,
+            learn_beta=learn,
+            learn_threshold=learn,
+            **extra,
+        )
+        self.fc2 = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = 0.0
+        state = () if self.init_hidden else getattr(self.lif, INIT_STATE[self.neuron])()
+        state = state if isinstance(state, tuple) else (state,)
+        for t in range(x.shape[1]):
+            step = self.lif(self.fc1(x[:, t]), *state)
+            spikes = step if self.init_hidden else step[0]
+            if not self.init_hidden:
+                state = step if self.neuron.startswith("R") else step[1:]
+            out = out + self.fc2(spikes)
+        return out / x.shape[1]
+
+
+def _spiking(neuron: str, init_hidden: bool, learn: bool = False) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return Spiking(neuron, init_hidden, learn)
+
+    return build
+
+
 def _labels(n: int, gen: torch.Generator) -> torch.Tensor:
     return torch.randint(0, CLASSES, (n,), generator=gen)
 
@@ -172,5 +228,25 @@ ZOO = [
         ChipSelection(layers=("GRU", "Linear")),
     ),
     ZooEntry("frozen_bn", _seeded(Frozen), lambda: flat_data("frozen"), ChipSelection()),
+    ZooEntry(
+        "snn_leaky",
+        _spiking("Leaky", False),
+        sequence_data,
+        ChipSelection(include=("*.beta", "*.threshold")),
+    ),
+    ZooEntry("snn_leaky_hidden", _spiking("Leaky", True), sequence_data, ChipSelection()),
+    ZooEntry(
+        "snn_synaptic_hidden",
+        _spiking("Synaptic", True, learn=True),
+        sequence_data,
+        ChipSelection(include=("*.alpha", "*.beta", "*.threshold")),
+    ),
+    ZooEntry("snn_rleaky", _spiking("RLeaky", False), sequence_data, ChipSelection()),
+    ZooEntry(
+        "snn_rsynaptic_hidden",
+        _spiking("RSynaptic", True),
+        sequence_data,
+        ChipSelection(include=("*.beta", "*.threshold")),
+    ),
 ]
 """The model zoo every contract test runs over."""

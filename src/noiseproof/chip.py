@@ -9,6 +9,7 @@ called with another `{name: tensor}` dict through `torch.func.functional_call`. 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -31,9 +32,51 @@ def _kind_matches(leaf: str, kinds: tuple[str, ...]) -> bool:
 
 
 def _owned_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
-    """The module's own floating-point parameters and buffers (not its children's)."""
+    """The module's own floating-point parameters and buffers (not its children's), hidden
+    state excluded (it is state, not a stored parameter: see `hidden_state`)."""
+    state = _state_leaves(module)
     own = [*module._parameters.items(), *module._buffers.items()]
-    return [(leaf, t) for leaf, t in own if t is not None and t.is_floating_point()]
+    return [
+        (leaf, t)
+        for leaf, t in own
+        if t is not None and t.is_floating_point() and leaf not in state
+    ]
+
+
+@functools.cache
+def is_snntorch_neuron(cls: type) -> bool:
+    """Whether `cls` derives from snntorch's SpikingNeuron (by name: snntorch not imported)."""
+    return any(
+        c.__name__ == "SpikingNeuron" and c.__module__.startswith("snntorch") for c in cls.__mro__
+    )
+
+
+def _state_leaves(module: nn.Module) -> frozenset[str]:
+    """Names of `module`'s own hidden-state buffers: the non-persistent buffers of a snntorch
+    neuron (`mem`, `syn`, `spk`...)."""
+    if not is_snntorch_neuron(type(module)):
+        return frozenset()
+    return frozenset(module._non_persistent_buffers_set)
+
+
+def hidden_state(model: nn.Module) -> Params:
+    """A fresh, zero hidden state for every snntorch neuron of `model`: {buffer name: zeros}.
+
+    snntorch keeps a neuron's membrane (and synaptic current, spikes) in non-persistent buffers
+    that survive from one call to the next (`init_hidden=True`, or any call that passes no
+    state); its tutorials reset them by `snntorch.utils.reset(net)` before each forward.
+    `forward` passes these zeros under every on-chip tensor dict, so every forward noiseproof
+    makes (training steps, each chip, the attack, the landscape) starts from rest, as after
+    that reset, and the buffers it writes are functional_call's stand-ins: the user's own
+    buffers are left as they were. Hidden state is never on the chip (`ChipSelection` does not
+    see it) and never in a checkpoint (non-persistent buffers are not in the state_dict).
+    """
+    return {
+        f"{name}.{leaf}" if name else leaf: torch.zeros_like(module._buffers[leaf])
+        for name, module in model.named_modules()
+        for leaf in sorted(_state_leaves(module))
+        if module._buffers.get(leaf) is not None
+    }
 
 
 class ChipSelection(BaseModel):
@@ -44,7 +87,9 @@ class ChipSelection(BaseModel):
     other 'weight_*'), or when its full name matches an `include` glob (any module, e.g.
     '*.tau_mem', or '*.running_var' to put BatchNorm statistics on the chip); names matching
     `exclude` are removed. Buffers are selected only by name: by default BatchNorm statistics
-    stay digital. Integer tensors (e.g. 'num_batches_tracked') are never on the chip.
+    stay digital. Integer tensors (e.g. 'num_batches_tracked') and spiking neurons' hidden state
+    (snntorch's 'mem', 'syn', 'spk': see `hidden_state`) are never on the chip; neuron
+    parameters are, by glob ('*.beta', '*.threshold'), buffers and Parameters alike.
     A rule that selects nothing in a model is an error, never silently ignored: an `include`
     or `exclude` glob matching no tensor, or a `layers` class (other than the defaults) absent
     from the model or none of whose tensors is named in `kinds`.
@@ -203,11 +248,16 @@ def logits_of(out: Any) -> Tensor:
 
 def forward(model: nn.Module, params: Mapping[str, Tensor] | None, x: Inputs) -> Tensor:
     """The logits of `model` on inputs `x` (a tensor, or a tuple/dict of tensors passed as
-    positional/keyword arguments), the tensors in `params` standing in for those names."""
+    positional/keyword arguments), the tensors in `params` standing in for those names.
+
+    Spiking models start every forward from rest: snntorch neurons' hidden state is passed
+    as fresh zeros (`hidden_state`), so the user's module keeps its own state buffers."""
     args, kwargs = call_arguments(x)
-    if params is None:
+    state = hidden_state(model)
+    if params is None and not state:
         return logits_of(model(*args, **kwargs))
-    return logits_of(torch.func.functional_call(model, dict(params), args, kwargs))
+    stand_ins = {**(params or {}), **state}
+    return logits_of(torch.func.functional_call(model, stand_ins, args, kwargs))
 
 
 def scratch_buffers(model: nn.Module) -> Params:
@@ -216,9 +266,11 @@ def scratch_buffers(model: nn.Module) -> Params:
     Passed to a functional forward under the on-chip tensors (`{**scratch_buffers(m), **params}`,
     so a buffer on the chip keeps its perturbed value), they take the in-place updates a
     training-mode forward makes: an extra forward (a clean branch, an attack probe) leaves the
-    model's own statistics as the main forward alone would.
+    model's own statistics as the main forward alone would. Hidden state is left out: `forward`
+    passes its own fresh one.
     """
-    return {name: buffer.clone() for name, buffer in model.named_buffers()}
+    state = hidden_state(model)
+    return {name: b.clone() for name, b in model.named_buffers() if name not in state}
 
 
 def split_buffers(model: nn.Module, params: Mapping[str, Tensor]) -> tuple[Params, Params]:

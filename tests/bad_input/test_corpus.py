@@ -156,6 +156,21 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
         compare("--set", "dataset={name: cifar10, root: /no/such/dir}}"),
         "/no/such/dir",
     ),
+    (
+        "encode-unknown-kind",
+        compare("--set", "dataset={name: digits, encode: {kind: poisson, steps: 5}}"),
+        "encode.kind",
+    ),
+    (
+        "encode-non-image",
+        compare("--set", "dataset.encode={kind: rate, steps: 5}"),
+        "encode applies to image datasets only",
+    ),
+    (
+        "events-missing-file",
+        compare("--set", "dataset={name: events-npz, train: /no/such/ev.npz, steps: 4}"),
+        "no such file",
+    ),
     # checkpoints
     ("ckpt-missing", ["evaluate", "{ckpt_missing}"], "checkpoint not found"),
     ("ckpt-garbage", ["evaluate", "{ckpt_garbage}"], "unreadable"),

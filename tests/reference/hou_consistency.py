@@ -3,7 +3,8 @@
 Written without hooks, functional_call or noise-model classes: the layers are matrix products,
 the noise is w + eta * max|W| * N(0,1) drawn tensor by tensor in registration order from the
 given generator (as `additive_gaussian` with scale='layer' does), and the compared features are
-the two hidden pre-activations (the MLP's 'blocks').
+the two hidden pre-activations (the MLP's 'blocks'). The distances, the frozen teacher and the
+CE on the clean branch are written out here as the formulas of the method's docstring.
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ def additive_layer_noise(weights: list[Tensor], eta: float, gen: torch.Generator
     return out
 
 
+def distance(a: Tensor, b: Tensor, kind: str) -> Tensor:
+    """The feature distances of [B, D] features, written out per example and per column."""
+    if kind == "mse":
+        return ((a - b) ** 2).mean()
+    if kind == "normalized_mse":  # ||a_i - b_i||^2 / ||b_i||^2, mean over examples
+        pairs = zip(a, b, strict=True)
+        ratios = [((ai - bi) ** 2).sum() / ((bi**2).sum() + 1e-12) for ai, bi in pairs]
+        return torch.stack(ratios).mean()
+    if kind == "channel_mse":  # column j divided by the biased variance of b's column j
+        var = ((b - b.mean(0)) ** 2).mean(0)
+        return (((a - b) ** 2) / (var + 1e-5)).mean()
+    raise ValueError(kind)
+
+
 def consistency_loss(
     weights: list[Tensor],
     x: Tensor,
@@ -44,15 +59,24 @@ def consistency_loss(
     lam: float,
     gen: torch.Generator,
     detach_clean: bool = True,
+    kind: str = "mse",
+    teacher: list[Tensor] | None = None,
+    ce_on: str = "noisy",
 ) -> tuple[Tensor, Tensor]:
-    """(CE of the noisy MLP, lam * mean over hidden layers of MSE(noisy, clean)).
+    """(CE of the noisy (or clean) MLP, lam * mean over hidden layers of D(noisy, target)).
 
-    The noisy weights are w + stopgrad(w_noisy - w), so gradients reach `weights`.
+    The noisy weights are w + stopgrad(w_noisy - w), so gradients reach `weights`. The target
+    features come from `teacher` (constant weights) when given, else from `weights` (detached
+    when detach_clean).
     """
     drawn = additive_layer_noise(weights, eta, gen)
     noisy_w = [w + (n - w).detach() for w, n in zip(weights, drawn, strict=True)]
     noisy_f, noisy_logits = mlp_features(noisy_w, x)
-    clean_w = [w.detach() for w in weights] if detach_clean else weights
-    clean_f, _ = mlp_features(clean_w, x)
-    distances = [((a - b) ** 2).mean() for a, b in zip(noisy_f, clean_f, strict=True)]
-    return F.cross_entropy(noisy_logits, y), lam * torch.stack(distances).mean()
+    if teacher is not None:
+        target_w = [t.detach() for t in teacher]
+    else:
+        target_w = [w.detach() for w in weights] if detach_clean else weights
+    target_f, _ = mlp_features(target_w, x)
+    distances = [distance(a, b, kind) for a, b in zip(noisy_f, target_f, strict=True)]
+    ce_logits = noisy_logits if ce_on == "noisy" else mlp_features(weights, x)[1]
+    return F.cross_entropy(ce_logits, y), lam * torch.stack(distances).mean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from noiseproof.data import builtin, imagefolder  # noqa: F401  (registers the datasets)
+from noiseproof.data import builtin, imagefolder, sequences  # noqa: F401  (registers the datasets)
 from noiseproof.data.base import Dataset, DatasetSpec, datasets
 
 __all__ = ["Dataset", "DatasetSpec", "datasets", "load_dataset"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import default_collate
@@ -210,6 +210,20 @@ class DatasetSpec(BaseModel):
     split_seed: int = Field(0, description="seed of the train/validation split")
     max_train: int | None = Field(None, gt=0, description="keep at most this many train examples")
     max_test: int | None = Field(None, gt=0, description="keep at most this many test examples")
+
+    @model_validator(mode="before")
+    @classmethod
+    def image_keys(cls, values: Any) -> Any:
+        """One clear line for an image-only key (encode, sequence: noiseproof.data.imagespec)
+        given to a dataset that has no images."""
+        if isinstance(values, dict):
+            for key in ("encode", "sequence"):
+                if key in values and key not in cls.model_fields:
+                    raise ValueError(
+                        f"{key} applies to image datasets only (e.g. mnist, fashion-mnist, digits, "
+                        f"idx, cifar10, cifar100, npz); this one has no images"
+                    )
+        return values
 
     @abstractmethod
     def load(self) -> Dataset:

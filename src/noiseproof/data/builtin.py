@@ -159,7 +159,7 @@ class Moons(DatasetSpec):
 
 
 @datasets.register("digits")
-class Digits(DatasetSpec):
+class Digits(ImageSpec):
     """The 1797 8x8 handwritten digits bundled with scikit-learn (load_digits), in [0, 1]."""
 
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out as test")
@@ -172,7 +172,7 @@ class Digits(DatasetSpec):
         digits = load_digits()
         with dataset_errors(self.registered_name):
             arrays = holdout(digits.images[:, None], digits.target, self.test_fraction, self.seed)
-        return finish(self, arrays, num_classes=10, x_max=16.0)
+        return self.prepared(finish(self, arrays, num_classes=10, x_max=16.0))
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ random-resized crop + flip when `augment` is on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -190,6 +190,7 @@ def seeded_subset(n: int, keep: int | None, seed: int) -> Tensor:
 class ImageFolder(ImageSpec):
     """Your own images: root/train/<class>/, root/val/<class>/ (and optionally root/test/)."""
 
+    in_memory: ClassVar[bool] = False
     root: str = Field(..., description="folder holding train/ and val/ (and optionally test/)")
     size: int = Field(224, gt=0, description="side of the square images the model sees")
     resize: int | None = Field(

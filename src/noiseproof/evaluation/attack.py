@@ -22,14 +22,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
-from noiseproof.bounds import relative_box_point
+from noiseproof.bounds import attack_split, relative_box_point
 from noiseproof.chip import (
     ChipSelection,
     Params,
     chip_params,
     detached,
     forward,
-    split_buffers,
 )
 from noiseproof.devices import accumulator_dtype, model_device
 from noiseproof.evaluation.arguments import check_evaluation_arguments
@@ -186,7 +185,7 @@ def targeted_attack(
         raise TypeError(f"config must be an AttackConfig or None, got {type(config).__name__}")
     config = config or AttackConfig()
     clean = detached(params if params is not None else chip_params(model, selection))
-    weights, on_chip_buffers = split_buffers(model, clean)
+    weights, on_chip_buffers = attack_split(model, clean)
     n = len(y) if config.examples is None else min(config.examples, len(y))
     clean_pred = predictions(model, x, config.batch_size, clean, precision)
     records = []

@@ -27,6 +27,7 @@ from noiseproof.evaluation.arguments import check_evaluation_arguments
 from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
+from noiseproof.physical import limit_all
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
@@ -119,6 +120,8 @@ def loss_landscape(
     Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
     evaluated with the same seed sees the same normal draws where shapes agree. Runs on the
     model's device (data moved once, directions drawn there) under `precision` autocast.
+    Neuron parameters at each point are kept in their physical range (noiseproof.physical;
+    weights are not bounded).
     """
     check_evaluation_arguments(model, x, y, "x", "y")
     check_precision(precision)
@@ -136,7 +139,7 @@ def loss_landscape(
         v = random_direction(theta, config.scale, gen)
         row_loss, row_acc = [], []
         for alpha in alphas:
-            point = {name: t + alpha * v[name] for name, t in theta.items()}
+            point = limit_all({name: t + alpha * v[name] for name, t in theta.items()})
             loss, acc = loss_and_accuracy(model, point, x, y, config.batch_size, precision)
             row_loss.append(loss)
             row_acc.append(acc)

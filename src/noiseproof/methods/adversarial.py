@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.bounds import relative_box_point
-from noiseproof.chip import Params, scratch_buffers, split_buffers
+from noiseproof.bounds import attack_split, relative_box_point
+from noiseproof.chip import Params, scratch_buffers
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.noise.base import standard_normal
+from noiseproof.physical import limit
 from noiseproof.tasks import log_probs, task_loss
 
 Divergence = Literal["kl", "mse"]
@@ -63,7 +64,8 @@ def sign_ascent(
     objective(params) -> scalar is evaluated at theta* = theta + |theta| * r (theta detached).
     Since d theta*/d r = |theta| >= 0, sign(d/dr) = sign(d/d theta*) wherever theta != 0,
     i.e. this is the paper's step zeta * |theta| / n_steps * sign(grad_theta*) followed by the
-    projection onto the box zeta * |theta|. Returns the offsets, detached.
+    projection onto the box zeta * |theta|. A neuron parameter's box is cut to its physical
+    range (noiseproof.physical.limit), so no iterate leaves it. Returns the offsets, detached.
     """
     extra = dict(buffers or {})
     # The loop runs in absolute coordinates (leaves theta*, bounds precomputed): the same
@@ -75,9 +77,9 @@ def sign_ascent(
         start = torch.zeros_like(theta)
         if initial_std > 0:
             start.copy_(standard_normal(theta, generator)).mul_(initial_std).clamp_(-zeta, zeta)
-        star[name] = torch.addcmul(theta, mag, start)
+        star[name] = limit(name, torch.addcmul(theta, mag, start))
         size[name] = mag * (zeta / n_steps)
-        low[name], high[name] = theta - zeta * mag, theta + zeta * mag
+        low[name], high[name] = limit(name, theta - zeta * mag), limit(name, theta + zeta * mag)
         magnitude[name] = mag
     for _ in range(n_steps):
         leaves = {name: s.requires_grad_(True) for name, s in star.items()}
@@ -112,6 +114,8 @@ class Adversarial(Method):
     `noisy_forward_std > 0` computes the task term through theta + stopgrad(s * |theta| * N(0,1))
     (the paper's forward noise + adversarial combination, e.g. s = 0.3 with beta_rob = 0.1).
     beta_rob = 0 skips the attack: the step is then exactly standard (or forward-noise) training.
+    On-chip neuron parameters (spiking models) are attacked with the weights, each point kept in
+    their physical range (`attack_split`, noiseproof.physical).
     """
 
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
@@ -141,8 +145,13 @@ class Adversarial(Method):
         clean_logits = ctx.forward(params, x)
         if self.noisy_forward_std > 0:
             noisy = {
-                name: t
-                + (t.abs() * self.noisy_forward_std * standard_normal(t, ctx.generator)).detach()
+                name: limit(
+                    name,
+                    t
+                    + (
+                        t.abs() * self.noisy_forward_std * standard_normal(t, ctx.generator)
+                    ).detach(),
+                )
                 for name, t in params.items()
             }
             task = task_loss(ctx.forward(noisy, x), y)
@@ -151,7 +160,7 @@ class Adversarial(Method):
         if self.beta_rob == 0:
             return {"task": task}
         reference = clean_logits.detach()
-        params, on_chip_buffers = split_buffers(ctx.model, params)
+        params, on_chip_buffers = attack_split(ctx.model, params)
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:

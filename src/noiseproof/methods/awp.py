@@ -8,9 +8,11 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import Params, scratch_buffers, split_buffers
-from noiseproof.methods.adversarial import relative_box_point, sign_ascent
+from noiseproof.bounds import attack_split, relative_box_point
+from noiseproof.chip import Params, scratch_buffers
+from noiseproof.methods.adversarial import sign_ascent
 from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.physical import limit
 from noiseproof.tasks import task_loss
 
 
@@ -21,14 +23,15 @@ def layer_l2_ascent(
 
     Starts at v = 0; each of the n_steps ascent steps moves every tensor along its normalised
     gradient of `objective` at w + v, then projects v_l back onto the ball of radius
-    gamma * ||w_l||. Returns the perturbations v, detached.
+    gamma * ||w_l||. A neuron parameter's point w + v is clamped into its physical range
+    (noiseproof.physical.limit) wherever it is used. Returns the perturbations v, detached.
     """
     theta = {name: t.detach() for name, t in clean.items()}
     delta = {name: torch.zeros_like(t) for name, t in theta.items()}
     for _ in range(n_steps):
         for v in delta.values():
             v.requires_grad_(True)
-        point = {**buffers, **{n: theta[n] + delta[n] for n in theta}}
+        point = {**buffers, **{n: limit(n, theta[n] + delta[n]) for n in theta}}
         grads = torch.autograd.grad(objective(point), list(delta.values()), allow_unused=True)
         with torch.no_grad():
             for (name, v), g in zip(list(delta.items()), grads, strict=True):
@@ -54,7 +57,8 @@ class AWP(Method):
     relative box |v| <= gamma * |theta|, searched by projected sign ascent with step
     gamma * |theta| / n_steps from theta; box="layer_l2" is Wu et al.'s original layer-wise
     ||v_l|| <= gamma * ||theta_l||. gamma 0.1 as in Buechel et al.; one ascent step as in
-    Wu et al. (n_steps is our option).
+    Wu et al. (n_steps is our option). On-chip neuron parameters (spiking models) are perturbed
+    with the weights, within their physical ranges (bounds.attack_split, physical.limit).
     """
 
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
@@ -70,7 +74,7 @@ class AWP(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the forward through theta + stopgrad(v*)}."""
-        params, on_chip_buffers = split_buffers(ctx.model, ctx.params)
+        params, on_chip_buffers = attack_split(ctx.model, ctx.params)
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
@@ -91,6 +95,6 @@ class AWP(Method):
             delta = layer_l2_ascent(
                 params, objective, gamma=self.gamma, n_steps=self.n_steps, buffers=buffers
             )
-            perturbed = {name: t.detach() + delta[name] for name, t in params.items()}
+            perturbed = {n: limit(n, t.detach() + delta[n]) for n, t in params.items()}
         point = {name: t + (perturbed[name] - t).detach() for name, t in params.items()}
         return {"task": task_loss(ctx.forward({**on_chip_buffers, **point}, x), y)}

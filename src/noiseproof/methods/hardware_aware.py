@@ -22,6 +22,11 @@ the KL divergence of N(w_st, sigma^2) from the N(0, 1) prior, weighted by `kl_we
 sigma in closed form from their crossbar model; here sigma is the per-element standard deviation
 of `kl_samples` extra hardware draws (our choice, so that any noise model works); elements with
 sigma = 0 (ideal ones) carry no distribution and are left out of the sum.
+
+On a spiking model, on-chip neuron parameters (a name with a physical range, noiseproof.physical:
+`beta`, `threshold`, `tau_mem`..., 0-d or per-neuron) are drawn, used straight-through and
+dropped when stuck like the weights, but left out of the regularisation: a decay factor or time
+constant pulled towards 0, or given an N(0, 1) prior, has no meaning (our choice).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from noiseproof.chip import Params, detached, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.noise.base import NoiseModel
+from noiseproof.physical import range_of
 from noiseproof.tasks import task_loss
 from noiseproof.training.distributed import any_rank
 
@@ -86,11 +92,14 @@ class HardwareAware(Method):
                 for name, mask in stuck.items():
                     used[name] = torch.where(mask, chip[name], used[name])
         out = {"task": task_loss(ctx.forward(used, x), y)}
-        if self.regularization == "weight_decay" and self.weight_decay > 0:
-            squares = sum(p.square().sum() for p in ctx.params.values())
+        weights = [name for name in ctx.params if range_of(name) is None]
+        if self.regularization == "weight_decay" and self.weight_decay > 0 and weights:
+            squares = sum(ctx.params[name].square().sum() for name in weights)
             out["weight_decay"] = 0.5 * self.weight_decay * squares
-        elif self.regularization == "kl":
-            out["kl"] = self.kl_weight * self.kl_divergence(noise, clean, used, ctx.generator)
+        elif self.regularization == "kl" and weights:
+            used_weights = {name: used[name] for name in weights}
+            kl = self.kl_divergence(noise, clean, used_weights, ctx.generator)
+            out["kl"] = self.kl_weight * kl
         return out
 
     def kl_divergence(

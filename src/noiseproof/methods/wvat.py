@@ -16,15 +16,11 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from noiseproof.chip import (
-    Params,
-    detached,
-    scratch_buffers,
-    split_buffers,
-    straight_through,
-)
+from noiseproof.bounds import attack_split
+from noiseproof.chip import Params, detached, scratch_buffers, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
+from noiseproof.physical import limit
 from noiseproof.tasks import task_loss
 
 EPS = 1e-12
@@ -61,7 +57,9 @@ class WVAT(Method):
     gradient at w + delta, and the optimiser steps w as it stands (delta removed). The coin is
     drawn from the training generator only when 0 < p < 1. rho and the norm are not published:
     our defaults are rho = 0.1 relative to each layer's norm (the AWP gamma = 0.1 baseline of
-    Buechel et al. 2022). The probe forward runs on scratch copies of the buffers.
+    Buechel et al. 2022). The probe forward runs on scratch copies of the buffers. On-chip
+    neuron parameters (spiking models) are varied with the weights in both branches, and
+    w + delta is clamped into their physical ranges (bounds.attack_split, physical.limit).
     """
 
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
@@ -89,12 +87,13 @@ class WVAT(Method):
         return bool(coin < self.p)  # the one read per step: it chooses the branch
 
     def variation(self, ctx: StepContext, x: Tensor, y: Tensor) -> Params:
-        """The perturbed weights w + delta (detached) for this batch."""
+        """The perturbed weights w + delta (detached) for this batch, neuron parameters within
+        their physical ranges."""
         clean = detached(ctx.params)
         if self.random_branch(ctx):
             noise = training_noise(self.noise, self.level, ctx, "wvat")
             return noise.sample(clean, ctx.generator)
-        weights, on_chip_buffers = split_buffers(ctx.model, clean)
+        weights, on_chip_buffers = attack_split(ctx.model, clean)
         probe = {n: w.requires_grad_(True) for n, w in detached(weights).items()}
         point = {**scratch_buffers(ctx.model), **on_chip_buffers, **probe}
         with torch.enable_grad():
@@ -105,7 +104,7 @@ class WVAT(Method):
             n: torch.zeros_like(w) if found.get(n) is None else found[n] for n, w in clean.items()
         }
         delta = ascent_step(clean, grads_by_name, self.rho, self.ascent)
-        return {n: w + delta[n] for n, w in clean.items()}
+        return {n: limit(n, w + delta[n]) for n, w in clean.items()}
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': CE at w + delta, with the gradient applied to w (weight reverse)}."""

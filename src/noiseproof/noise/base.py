@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import ClassVar, Self
 
 import torch
@@ -10,7 +12,23 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 from noiseproof.chip import Params
+from noiseproof.physical import limit_all
 from noiseproof.registry import Registry, validated
+
+
+def _physical(draw: Callable, faults: bool) -> Callable:
+    """`draw` with its perturbed tensors passed through noiseproof.physical.limit_all (the
+    fault masks, with `faults`, as they are). Idempotent: a wrapped draw is returned as is."""
+    if getattr(draw, "_physical", False):
+        return draw
+
+    @functools.wraps(draw)
+    def kept(self: NoiseModel, params: Params, generator: torch.Generator):  # noqa: ANN202
+        out = draw(self, params, generator)
+        return (limit_all(out[0]), out[1]) if faults else limit_all(out)
+
+    kept._physical = True  # type: ignore[attr-defined]
+    return kept
 
 
 class NoiseModel(BaseModel):
@@ -19,11 +37,22 @@ class NoiseModel(BaseModel):
     Subclasses declare their parameters as pydantic fields (validated at construction) and name
     the one a sweep varies in `level_field`. Most effects act per tensor and derive from
     `PerTensorNoise`; effects that couple tensors (crossbar biases, chains) implement `sample`.
+    Every subclass's `sample` and `sample_with_faults` return values kept physical
+    (noiseproof.physical.limit_all: a neuron parameter clamped into its range, weights
+    untouched), built-in and plugin models alike, without the subclass doing anything.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""
     level_field: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Wrap the subclass's own concrete `sample`/`sample_with_faults` in `_physical`."""
+        super().__init_subclass__(**kwargs)
+        for method, faults in (("sample", False), ("sample_with_faults", True)):
+            own = cls.__dict__.get(method)
+            if callable(own) and not getattr(own, "__isabstractmethod__", False):
+                setattr(cls, method, _physical(own, faults))
 
     @property
     def level(self) -> float:

@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from noiseproof.chip import ChipSelection
+from noiseproof.chip import ChipSelection, hidden_state
 from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.inputs import Inputs, call_arguments, zeros
@@ -115,11 +115,12 @@ class Compensator(nn.Module):
 def probe_forward(model: nn.Module, input_shape: Any, handles: Sequence) -> None:
     """One no-grad forward of a zero example (noiseproof.inputs.zeros: one tensor, or several
     inputs) in eval mode for the hooks in `handles`, which are removed afterwards; every
-    submodule's train/eval mode is restored."""
+    submodule's train/eval mode is restored. A spiking model starts from rest and keeps its
+    own hidden-state buffers (noiseproof.chip.hidden_state)."""
     args, kwargs = call_arguments(zeros(input_shape, model_device(model)))
     try:
         with torch.no_grad(), evaluating(model):
-            model(*args, **kwargs)
+            torch.func.functional_call(model, hidden_state(model), args, kwargs)
     finally:
         for handle in handles:
             handle.remove()
@@ -169,7 +170,7 @@ class Compensated(nn.Module):
         self.base = base
         self.layers = list(dict.fromkeys(layers))
         self.comp = nn.ModuleDict()
-        self.record: dict[str, Tensor] | None = None  # set to a dict to keep corrected outputs
+        self.record: dict[str, list[Tensor]] | None = None  # a dict: keep corrected outputs
         modules = dict(base.named_modules())
         shapes = output_shapes(base, self.layers, input_shape)
         for name in self.layers:
@@ -205,8 +206,8 @@ class Compensated(nn.Module):
     def _adder(self, key: str) -> Callable[[nn.Module, tuple, Tensor], Tensor]:
         def add(module: nn.Module, inputs: tuple, out: Tensor) -> Tensor:
             corrected = out + self.comp[key](out)
-            if self.record is not None:
-                self.record[key] = corrected
+            if self.record is not None:  # every call: a spiking layer's every time step
+                self.record.setdefault(key, []).append(corrected)
             return corrected
 
         return add
@@ -231,13 +232,16 @@ class Compensated(nn.Module):
 
 
 def clean_outputs(base: nn.Module, layers: Sequence[str], x: Inputs) -> dict[str, Tensor]:
-    """Outputs of `layers` (by compensation key) in the noise-free base model, without grad."""
+    """Outputs of `layers` (by compensation key) in the noise-free base model, without grad:
+    each layer's outputs of every call stacked on a first axis (a layer of a spiking network
+    is called at every time step). A spiking model starts from rest and keeps its own
+    hidden-state buffers (noiseproof.chip.hidden_state), as every forward noiseproof makes."""
     modules = dict(base.named_modules())
-    found: dict[str, Tensor] = {}
+    found: dict[str, list[Tensor]] = {}
 
     def keep(key: str) -> Callable[[nn.Module, tuple, Tensor], None]:
         def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:
-            found[key] = out.detach()
+            found.setdefault(key, []).append(out.detach())
 
         return hook
 
@@ -245,11 +249,11 @@ def clean_outputs(base: nn.Module, layers: Sequence[str], x: Inputs) -> dict[str
     try:
         args, kwargs = call_arguments(x)
         with torch.no_grad():
-            base(*args, **kwargs)
+            torch.func.functional_call(base, hidden_state(base), args, kwargs)
     finally:
         for handle in handles:
             handle.remove()
-    return found
+    return {key: torch.stack(outputs) for key, outputs in found.items()}
 
 
 def compensated_selection(

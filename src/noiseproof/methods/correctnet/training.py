@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, detached, forward
@@ -44,7 +45,8 @@ def compensation_terms(
     """The compensation objective on one batch through one noisy chip, as named terms.
 
     features: sum over compensated layers of ||z_l - t_l||^2 / ||t_l||^2 (batch means), z_l the
-    corrected noisy output, t_l the noise-free output of the same layer: the modules learn to
+    corrected noisy output, t_l the noise-free output of the same layer, at every call (every
+    time step of a spiking network, whose forwards start from rest): the modules learn to
     restore the clean feature maps (our reading of CorrectNet's "correct the noisy feature
     maps"). task: CE of the compensated noisy network. both: both terms.
     run: the forward of `model` through a tensor dict (the trainer's `StepContext.forward`,
@@ -62,7 +64,7 @@ def compensation_terms(
     if targets:
         error = logits.new_zeros(())
         for key, target in targets.items():
-            mse = (recorded[key] - target).pow(2).mean()
+            mse = (torch.stack(recorded[key]) - target).pow(2).mean()
             error = error + mse / target.pow(2).mean().clamp_min(1e-12)
         terms["features"] = error
     return terms
