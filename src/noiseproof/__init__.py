@@ -21,6 +21,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "AnalogForward": "noiseproof.analog",
     "AttackConfig": "noiseproof.evaluation.attack",
     "ChipSelection": "noiseproof.chip",
     "CompareResults": "noiseproof.experiments.api",

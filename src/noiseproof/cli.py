@@ -1,4 +1,5 @@
-"""The `noiseproof` command line: compare, train, evaluate, list, attack, landscape, correct."""
+"""The `noiseproof` command line: compare, train, evaluate, list, attack, landscape, correct,
+fit-device, export."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 import yaml
 
 from noiseproof import logs
-from noiseproof.commands import attack, correct, landscape
+from noiseproof.commands import attack, correct, export, fit_device, landscape
 from noiseproof.commands.options import (
     OneLineErrors,
     build_config,
@@ -257,7 +258,13 @@ def list_components(kind: str | None, as_json: bool) -> None:
         click.echo()
 
 
-for _command in (attack.command, landscape.command, correct.command):
+for _command in (
+    attack.command,
+    landscape.command,
+    correct.command,
+    fit_device.command,
+    export.command,
+):
     cli.add_command(_command)
 for _command in cli.commands.values():  # -q, -v and --plugin after the command name too
     global_options(_command)

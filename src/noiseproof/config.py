@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from noiseproof.analog import AnalogForward
 from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
@@ -149,6 +150,7 @@ class ExperimentConfig(BaseModel):
         "fp32", description="autocast of evaluations: transfers, clean accuracy, attack, landscape"
     )
     executor: ExecutorConfig = ExecutorConfig()
+    forward: AnalogForward | None = None  # analog DAC/ADC/output noise of on-chip layers
 
     @field_validator("device", mode="before")
     @classmethod

@@ -6,7 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
-COMMANDS = ["", "compare", "train", "evaluate", "list", "attack", "landscape", "correct"]
+COMMANDS = [
+    "",
+    "compare",
+    "train",
+    "evaluate",
+    "list",
+    "attack",
+    "landscape",
+    "correct",
+    "fit-device",
+    "export",
+]
 HEAVY = ["torch", "sklearn", "matplotlib", "numpy", "scipy", "noiseproof.config", "pydantic"]
 
 CHECK = """

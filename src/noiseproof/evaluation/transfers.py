@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from noiseproof.analog import AnalogForward, analog_forward
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import model_device
 from noiseproof.evaluation.arguments import check_count, check_evaluation_arguments, check_generator
@@ -35,6 +36,7 @@ from noiseproof.modes import evaluating
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
 from noiseproof.progress import progress_bar
+from noiseproof.seeding import derive_seed
 from noiseproof.tasks import predict
 
 MEMORY_BUDGET = 256 * 2**20
@@ -76,6 +78,7 @@ def run_transfers(
     chunk_size: int | None = None,
     vectorise: bool | None = None,
     precision: str = "fp32",
+    analog: AnalogForward | None = None,
 ) -> TransferResult:
     """Accuracy of `transfers` independent noisy chips of `model` on (x, y).
 
@@ -90,6 +93,10 @@ def run_transfers(
     the vmapped forward where it pays and runs this model correctly, else the loop; True asks
     for vmap (ValueError if the model cannot); False for the loop. precision: "fp32", or
     "bf16"/"fp16" autocast around the forwards (the noise is drawn in full precision).
+    analog: the analog forward effects (DAC, output noise, ADC: noiseproof.analog) applied to
+    every chip's on-chip layers; chip k's output noise is drawn from a generator seeded by
+    (the run's base seed, k), in batch order, so it depends on the chip and `batch_size`, never
+    on chunking or sharding. These chips are evaluated one by one (no vmap).
     Runs on the model's device: x and y moved there once, the noise drawn there, counts kept
     there and read back once (keep_matrix rows once per chunk); results come back on the CPU.
     """
@@ -105,6 +112,10 @@ def run_transfers(
         raise TypeError(f"vectorise must be None, True or False, got {vectorise!r}")
     check_precision(precision)
     check_generator(generator)
+    if analog is not None and not isinstance(analog, AnalogForward):
+        raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
+    if analog is not None and vectorise:
+        raise ValueError("vectorise=True cannot run the analog forward effects: use None")
     device = model_device(model)
     picked = params if params is not None else chip_params(model, selection)
     clean = {name: t.to(device) for name, t in detached(picked).items()}
@@ -119,7 +130,8 @@ def run_transfers(
         autocast(device, precision),
         progress_bar(transfers, "transfers", enabled=progress) as bar,
     ):
-        together, chunk = _plan(model, clean, x, transfers, batch_size, vectorise, stream)
+        vmap_choice = False if analog is not None else vectorise
+        together, chunk = _plan(model, clean, x, transfers, batch_size, vmap_choice, stream)
         chunk = chunk_size or chunk
         for start in range(0, transfers, chunk):
             stop = min(start + chunk, transfers)
@@ -132,7 +144,14 @@ def run_transfers(
                 bar.update(stop - start)
             else:
                 for k in range(start, stop):
-                    correct = _correct(model, stream.chip(first_chip + k), x, y, batch_size)
+                    chip = stream.chip(first_chip + k)
+                    if analog is None:
+                        correct = _correct(model, chip, x, y, batch_size)
+                    else:
+                        seed = derive_seed(stream.seed, "forward", first_chip + k)
+                        gen = torch.Generator(device=device).manual_seed(seed)
+                        with analog_forward(model, list(clean), analog, gen):
+                            correct = _correct(model, chip, x, y, batch_size)
                     hits[k] = correct.sum()
                     counts += correct
                     rows += [correct.unsqueeze(0)] if matrix is not None else []

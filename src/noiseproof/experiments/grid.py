@@ -237,6 +237,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         first_chip=job.first_chip,
         batch_size=config.eval_batch_size,
         precision=config.eval_precision,
+        analog=config.forward,
     )
     clean = clean_accuracy(
         model, data.x_test, data.y_test, config.eval_batch_size, config.eval_precision

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from noiseproof.analog import AnalogForward
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
 from noiseproof.devices import model_device, resolve_device
@@ -59,6 +60,7 @@ def train_job(
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
     device: torch.device | str | None = None,
+    analog: AnalogForward | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train one model on `device` (None: auto); return it (best-val weights, on that device)
     and the metadata its checkpoint keeps.
@@ -82,6 +84,7 @@ def train_job(
         progress=progress,
         callbacks=callbacks,
         device=resolve_device(device),
+        analog=analog,
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
@@ -136,6 +139,7 @@ def train_and_save(
         log=log,
         callbacks=callbacks,
         device=config.device,
+        analog=config.forward,
     )
     if path is not None:
         save_checkpoint(path, model.state_dict(), meta)
@@ -187,6 +191,7 @@ def evaluate_chips(
     batch_size: int = 2000,
     progress: bool = False,
     precision: str = "fp32",
+    analog: AnalogForward | None = None,
 ) -> TransferResult:
     """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level.
 
@@ -194,7 +199,7 @@ def evaluate_chips(
     method at a level sees the same draws where parameter shapes agree (common random
     numbers), and chip k is the same chip whichever range it is evaluated in (a shard of a
     larger run gives exactly that run's per-chip accuracies). Runs where the model is (its
-    generator made there), under `precision` autocast.
+    generator made there), under `precision` autocast, with the `analog` forward effects.
     """
     gen = generator(seed, "transfers", noise_label, noise.level, device=model_device(model))
     return run_transfers(
@@ -209,6 +214,7 @@ def evaluate_chips(
         progress=progress,
         precision=precision,
         first_chip=first_chip,
+        analog=analog,
     )
 
 

@@ -1,4 +1,10 @@
-"""Plots of a compare run: accuracy vs noise level with min-max bands; reliability per method."""
+"""Plots of a compare run: accuracy vs noise level with min-max bands; reliability per method.
+
+A noise model whose sweep level is a time (`level_field == "t_inference"`, e.g. `pcm`) is
+plotted on a log time axis with ticks 1 s, 1 h, 1 day, 1 month, 1 year; a level of 0 (the chip
+as programmed) has no place on a log axis and is drawn at the left edge, one decade below the
+smallest positive level (at most 0.1 s), with the tick label "0".
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,77 @@ from pathlib import Path
 from typing import Any
 
 from noiseproof.experiments.results import grouped, mean_over_seeds
+from noiseproof.noise.base import noise_models
 from noiseproof.plotting import pyplot, save_figure
 
 plt = pyplot()
+
+TIME_TICKS = (
+    (1.0, "1 s"),
+    (3600.0, "1 h"),
+    (86400.0, "1 day"),
+    (2592000.0, "1 month"),
+    (31536000.0, "1 year"),
+)
+"""Named ticks of a time axis (seconds); a month is 30 days, a year 365 days."""
+
+
+def is_time_sweep(records: Sequence[dict[str, Any]], noise: str) -> bool:
+    """True when the noise model labelled `noise` sweeps a time (level field 't_inference')."""
+    spec = next((r.get("config", {}).get("noise") for r in records if r["noise"] == noise), None)
+    if not isinstance(spec, dict) or "name" not in spec:
+        return False
+    return noise_models.get(spec["name"]).level_field == "t_inference"
+
+
+def zero_position(levels: Sequence[float]) -> float:
+    """Where level 0 sits on a log time axis: a decade below the smallest positive level."""
+    return min([lv for lv in levels if lv > 0] + [1.0]) / 10
+
+
+def positions(levels: Sequence[float], time_axis: bool) -> list[float]:
+    """x of each level: the level itself, except 0 on a time axis (`zero_position`)."""
+    if not time_axis:
+        return list(levels)
+    return [lv if lv > 0 else zero_position(levels) for lv in levels]
+
+
+def placed_levels(records: Sequence[dict[str, Any]], noise: str) -> tuple[dict[float, float], bool]:
+    """({level: x position} over every method's levels of `noise`, whether it is a time axis)."""
+    every = sorted({lv for by_level in grouped(records)[noise].values() for lv in by_level})
+    time_axis = is_time_sweep(records, noise)
+    return dict(zip(every, positions(every, time_axis), strict=True)), time_axis
+
+
+def level_axis(axes: Any, noise: str, levels: Sequence[float], time_axis: bool) -> None:
+    """Label the x axis: '<noise> level', or a log time axis with named ticks (module doc)."""
+    if not time_axis:
+        axes.set_xlabel(f"{noise} level")
+        return
+    axes.set_xscale("log")
+    low, high = min(positions(levels, True)), max(levels)
+    ticks = [(x, label) for x, label in TIME_TICKS if low <= x <= high]
+    if 0 in levels:
+        ticks.insert(0, (zero_position(levels), "0"))
+    if ticks:  # else matplotlib's own log ticks (levels between two named times)
+        axes.set_xticks([x for x, _ in ticks], [label for _, label in ticks])
+        axes.minorticks_off()
+    axes.set_xlabel(f"{noise}: time since programming (t_inference, log scale)")
 
 
 def accuracy_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
     """Mean test accuracy (%) vs level per method, shaded between the worst and best transfer."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    place, time_axis = placed_levels(records, noise)
     for method, by_level in grouped(records)[noise].items():
         levels = sorted(by_level)
         mean = [100 * mean_over_seeds(by_level[lv], "accuracy", "mean") for lv in levels]
         low = [100 * min(r["accuracy"]["min"] for r in by_level[lv]) for lv in levels]
         high = [100 * max(r["accuracy"]["max"] for r in by_level[lv]) for lv in levels]
-        (line,) = axes.plot(levels, mean, marker="o", label=method)
-        axes.fill_between(levels, low, high, color=line.get_color(), alpha=0.2)
-    axes.set_xlabel(f"{noise} level")
+        x = [place[lv] for lv in levels]
+        (line,) = axes.plot(x, mean, marker="o", label=method)
+        axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+    level_axis(axes, noise, list(place), time_axis)
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(f"Accuracy under {noise} (mean; band = min..max over transfers)")
     axes.grid(alpha=0.3)
@@ -34,11 +95,12 @@ def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) 
     """Share of test examples correct in >= threshold of transfers, vs level, per method."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     threshold = records[0]["reliability"]["threshold"]
+    place, time_axis = placed_levels(records, noise)
     for method, by_level in grouped(records)[noise].items():
         levels = sorted(by_level)
         share = [100 * mean_over_seeds(by_level[lv], "reliability", "share") for lv in levels]
-        axes.plot(levels, share, marker="s", label=method)
-    axes.set_xlabel(f"{noise} level")
+        axes.plot([place[lv] for lv in levels], share, marker="s", label=method)
+    level_axis(axes, noise, list(place), time_axis)
     axes.set_ylabel(f"examples right in >= {threshold:.0%} of transfers (%)")
     axes.set_title(f"Per-example reliability under {noise}")
     axes.grid(alpha=0.3)

@@ -6,6 +6,8 @@ from noiseproof.noise import (  # noqa: F401  (register)
     faults,
     gaussian,
     lognormal,
+    measured,
+    pcm,
     quantize,
 )
 from noiseproof.noise.base import NoiseModel, PerTensorNoise, noise_models

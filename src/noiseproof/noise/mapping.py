@@ -12,6 +12,9 @@ weight of a tensor shares one sign, one column suffices (scheme "auto"): G = G_m
 G_min) * |w| / max|W| and w = sign * (G - G_min) * max|W| / (G_max - G_min), the G_min offset
 being removed by a reference (our reading of the paper's one-column case).
 
+A device whose window is known directly (a PCM device with G_min = 0, a measured device) gives
+it as `g_min_us`, `g_max_us` instead of the resistances; the formulas are the same.
+
 All arithmetic runs in float64 so that map-then-unmap returns the float32 weights bit for bit.
 Any crossbar-style noise model can reuse this object: perturb the conductances it returns,
 then call `to_weights`.
@@ -59,7 +62,8 @@ class Conductances:
 class ConductanceMapping(BaseModel):
     """Weights <-> differential conductance pairs, min-max mapped (Drolet et al. 2023).
 
-    G_min = 1/R_HRS and G_max = 1/R_LRS (in uS); w+ and w- are each mapped from [0, max|W|]
+    G_min = 1/R_HRS and G_max = 1/R_LRS (in uS), or the window `g_min_us`, `g_max_us` given
+    directly (then the resistances are not given); w+ and w- are each mapped from [0, max|W|]
     onto [G_min, G_max]; the inverse is w = (G+ - G-) * max|W| / (G_max - G_min).
     """
 
@@ -70,10 +74,26 @@ class ConductanceMapping(BaseModel):
     scheme: Literal["auto", "differential"] = Field(
         "auto", description="auto: one column when all weights share a sign; else pairs"
     )
+    g_min_us: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="window low end (uS) instead of 1/r_hrs_ohm"
+    )
+    g_max_us: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="window high end (uS) instead of 1/r_lrs_ohm"
+    )
 
     @model_validator(mode="after")
     def _window(self) -> Self:
-        if self.r_lrs_ohm >= self.r_hrs_ohm:
+        direct = (self.g_min_us is not None, self.g_max_us is not None)
+        if any(direct):
+            if not all(direct):
+                raise ValueError("give both g_min_us and g_max_us, or neither")
+            if {"r_lrs_ohm", "r_hrs_ohm"} & self.model_fields_set:
+                raise ValueError("give the window as g_min_us/g_max_us or r_lrs_ohm/r_hrs_ohm")
+            if self.g_min_us >= self.g_max_us:
+                raise ValueError(
+                    f"g_min_us ({self.g_min_us:g}) must be below g_max_us ({self.g_max_us:g})"
+                )
+        elif self.r_lrs_ohm >= self.r_hrs_ohm:
             raise ValueError(
                 f"r_lrs_ohm ({self.r_lrs_ohm:g}) must be below r_hrs_ohm ({self.r_hrs_ohm:g})"
             )
@@ -81,13 +101,13 @@ class ConductanceMapping(BaseModel):
 
     @property
     def g_min(self) -> float:
-        """Smallest programmable conductance 1/R_HRS, in uS."""
-        return 1e6 / self.r_hrs_ohm
+        """Smallest programmable conductance in uS: g_min_us, else 1/R_HRS."""
+        return 1e6 / self.r_hrs_ohm if self.g_min_us is None else self.g_min_us
 
     @property
     def g_max(self) -> float:
-        """Largest programmable conductance 1/R_LRS, in uS."""
-        return 1e6 / self.r_lrs_ohm
+        """Largest programmable conductance in uS: g_max_us, else 1/R_LRS."""
+        return 1e6 / self.r_lrs_ohm if self.g_max_us is None else self.g_max_us
 
     def to_conductance(self, weights: Tensor, scale: Tensor | float | None = None) -> Conductances:
         """Map `weights` onto conductances; `scale` overrides max|W| (e.g. a layer-wide scale).

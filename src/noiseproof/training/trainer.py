@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from noiseproof.analog import AnalogForward, analog_forward
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
@@ -94,6 +96,7 @@ def train(
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
     device: torch.device | str | None = None,
+    analog: AnalogForward | None = None,
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
 
@@ -115,6 +118,10 @@ def train(
     once per epoch. `config.precision` bf16/fp16 runs each step under torch.autocast (fp16
     with a GradScaler); a method that cannot is refused (`Method.precisions`).
 
+    analog: analog forward effects (noiseproof.analog); with `analog.train` every training step
+    runs through them, the output noise drawn from the method's generator (validation stays
+    digital); without it they are ignored here (evaluation applies them).
+
     Inside a torchrun process group (noiseproof.training.distributed.process_group) this is
     data-parallel training: the model is wrapped in DistributedDataParallel (on CUDA each
     process on cuda:LOCAL_RANK), each rank takes its batch_size / world share of the same
@@ -123,6 +130,8 @@ def train(
     rank 0 shows progress and calls `callbacks`.
     """
     check_train_arguments(model, data, method, config, noise, seed)
+    if analog is not None and not isinstance(analog, AnalogForward):
+        raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
     config = config or TrainConfig()
     callbacks = check_callbacks(callbacks) if is_main() else []  # only rank 0 writes logs
     progress = progress and is_main()
@@ -164,9 +173,10 @@ def train(
             for epoch in range(1, config.epochs + 1):
                 started = time.perf_counter()
                 train_mode(model, frozen)
-                sums = run_epoch(
-                    model, data, method, ctx, optimizer, config, shuffle, bar, scaler, device
-                )
+                with analog_effects(model, params, analog, ctx.generator):
+                    sums = run_epoch(
+                        model, data, method, ctx, optimizer, config, shuffle, bar, scaler, device
+                    )
                 lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                 schedule.step()
                 row = {"epoch": epoch, **sums, "lr": lr}
@@ -196,6 +206,19 @@ def train(
         notify(callbacks, "on_train_end", result)
     model.load_state_dict(best_state)
     return result
+
+
+def analog_effects(
+    model: nn.Module,
+    params: dict[str, Tensor],
+    analog: AnalogForward | None,
+    gen: torch.Generator,
+) -> AbstractContextManager:
+    """The analog forward effects over the on-chip layers when `analog.train` asks for them in
+    training (noiseproof.analog.analog_forward), else a context that does nothing."""
+    if analog is None or not analog.train:
+        return nullcontext()
+    return analog_forward(model, list(params), analog, gen)
 
 
 def noisy_validation(
