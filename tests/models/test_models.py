@@ -76,6 +76,23 @@ def test_mlp_drolet_2_8_1_sigmoid():
     assert model(torch.randn(2, 2)).shape == (2, 1)
 
 
+def test_mlp_xavier_init_of_the_drolet_authors():
+    """init="xavier": weights within +-sqrt(6 / (fan_in + fan_out)), biases 0.01, seeded."""
+    spec = MLP(hidden=(8,), activation="sigmoid", init="xavier")
+    torch.manual_seed(0)
+    model = spec.build((2,), 1)
+    torch.manual_seed(0)
+    again = spec.build((2,), 1)
+    for layer, twin in zip(model[1::2], again[1::2], strict=True):
+        fan_out, fan_in = layer.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert float(layer.weight.abs().max()) <= bound
+        assert float(layer.weight.abs().max()) > bound / 2  # spread over the range, not tiny
+        assert torch.equal(layer.bias, torch.full_like(layer.bias, 0.01))
+        assert torch.equal(layer.weight, twin.weight)
+    assert MLP().init == "default"
+
+
 def test_buechel_cnn_has_1600_flat_features_and_formula_parameter_count():
     model = build_model("cnn", (1, 28, 28), 10)
     first_dense = next(m for m in model.modules() if isinstance(m, nn.Linear))

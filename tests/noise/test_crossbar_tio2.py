@@ -13,7 +13,12 @@ import torch
 
 from noiseproof.errors import NoiseproofError
 from noiseproof.noise import noise_models
-from noiseproof.noise.crossbar import TiO2Crossbar, cells_after, wire_segments
+from noiseproof.noise.crossbar import (
+    MEASURED_DISTURB_US,
+    TiO2Crossbar,
+    cells_after,
+    wire_segments,
+)
 from reference.crossbar_reference import programming_order_cells_after, series_segments
 
 OFF = {
@@ -102,8 +107,29 @@ def test_cells_after_follows_row_major_programming_of_the_crossbar():
     assert cells_after(torch.Size([5])).tolist() == [4, 3, 2, 1, 0]
 
 
-def test_parametric_disturb_matches_its_formula():
+def test_measured_disturb_is_the_default_and_matches_its_statistics():
+    """dG of the cell with n cells after it ~ N(mu_k, sd_k), k = n + 1 (authors' indexing)."""
+    assert TiO2Crossbar().disturb_model == "measured"
     model = only(disturb=True)
+    shape = torch.Size([8, 2])  # the 2-8-1 network's first weight: 16 cells, n = 15 .. 0
+    draws = 20_000
+    g = gen(4)
+    d = torch.stack([model.disturb_draw(shape, g) for _ in range(draws)])
+    n = cells_after(shape)
+    stats = torch.tensor(MEASURED_DISTURB_US, dtype=torch.float64)
+    mu, sd = stats[(n + 1).clamp(max=len(stats)) - 1].unbind(-1)
+    used = n > 0
+    assert ((d.mean(0) - mu).abs() <= 5 * sd / math.sqrt(draws))[used].all()
+    assert ((d.std(0) - sd).abs() <= 5 * sd / math.sqrt(2 * draws))[used].all()
+    assert (d[:, ~used] == 0).all()  # the last programmed cell sees no disturb
+    # the published spread of the keys 2..16 this array uses: 8.2 .. 13.9 uS
+    assert float(sd[used].min()) == 8.22 and float(sd[used].max()) == 13.92
+    far = model.disturb_draw(torch.Size([100]), gen(5))  # n >= 43 saturates at the last key
+    assert far[0] != 0 and len(MEASURED_DISTURB_US) == 43
+
+
+def test_parametric_disturb_matches_its_formula():
+    model = only(disturb=True, disturb_model="gaussian")
     shape = torch.Size([8, 2])
     draws = 20_000
     g = gen(3)

@@ -32,13 +32,27 @@ class MLP(ModelSpec):
         (256, 256), description="width of each hidden layer, input to output"
     )
     activation: Activation = Field("relu", description="nonlinearity after each hidden layer")
+    init: Literal["default", "xavier"] = Field(
+        "default",
+        description="PyTorch's default init, or Xavier-uniform weights and biases 0.01 "
+        "(the Drolet et al. 2023 authors' code)",
+    )
 
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-        """Flatten -> [Linear -> activation] per hidden width -> Linear to num_outputs."""
+        """Flatten -> [Linear -> activation] per hidden width -> Linear to num_outputs.
+
+        init="xavier": weights U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio
+        2010), biases 0.01, drawn from the global generator that the caller seeds.
+        """
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for size in self.hidden:
             layers += [nn.Linear(width, size), activation(self.activation)]
             width = size
         layers.append(nn.Linear(width, num_outputs))
+        if self.init == "xavier":
+            for layer in layers:
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.constant_(layer.bias, 0.01)
         return nn.Sequential(*layers)
