@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from helpers import tiny_data
 from noiseproof.chip import chip_params
+from noiseproof.config import ExperimentConfig, default_config, read_yaml
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods import create_method
 from noiseproof.methods.base import StepContext
@@ -19,6 +21,7 @@ from noiseproof.noise import create_noise
 from noiseproof.tasks import task_loss
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
+from noiseproof.yamlio import deep_merge
 from reference.wvat_reference import wvat_ascent_step_inplace
 
 NOISE = create_noise({"name": "additive_gaussian", "eta": 0.2, "scale": "layer"})
@@ -87,6 +90,29 @@ def test_p_zero_matches_the_literal_in_place_perturb_and_reverse_reference():
     for (name, a), b in zip(ours.named_parameters(), ref.parameters(), strict=True):
         # the reference's in-place add then subtract of delta rounds; ours never touches w
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_p_zero_on_a_batchnorm_vgg_with_momentum_and_decay_matches_the_literal_reference():
+    """The paper's setting: a VGG (BatchNorm digital, so not varied) trained by SGD with
+    momentum and weight decay; three steps of ours equal three literal perturb / reverse /
+    step iterations, so momentum and decay act on the reversed weights in both."""
+    spec = {"name": "vgg", "channels": [4, 8], "hidden": 8, "batchnorm": True}
+    ours, ref = fresh(**spec), fresh(**spec)
+    on_chip = list(chip_params(ours))
+    norms = [m for m, module in ours.named_modules() if isinstance(module, nn.BatchNorm2d)]
+    assert norms and not any(n.startswith(f"{m}.") for m in norms for n in on_chip)
+    sgd = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+    opt_ours = torch.optim.SGD(ours.parameters(), **sgd)
+    opt_ref = torch.optim.SGD(ref.parameters(), **sgd)
+    method = create_method({"name": "wvat", "p": 0.0, "rho": 0.1})
+    for step in range(3):
+        x, y = batch(seed=10 + step)
+        opt_ours.zero_grad(set_to_none=True)
+        method.terms(context(ours), x, y)["task"].backward()
+        opt_ours.step()
+        wvat_ascent_step_inplace(ref, x, y, rho=0.1, lr=0.05, on_chip=on_chip, optimizer=opt_ref)
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
 # --- the pure variants ---------------------------------------------------------------------------
@@ -205,3 +231,25 @@ def test_bad_hyperparameters_are_one_line_errors(spec, message):
     with pytest.raises(NoiseproofError, match=message) as error:
         create_method({"name": "wvat", **spec})
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "methods"),
+    [
+        ("fashion_vgg_wvat.yaml", ["standard", "noise_injection", "wvat"]),
+        ("fashion_vgg_wvat_rho.yaml", ["wvat-rho0.02"]),
+    ],
+)
+def test_the_vgg_protocol_configs_stay_valid(name, methods):
+    """examples/hou2024's WVAT protocol configs (the README's WVAT tables): a VGG-5 trained by
+    SGD, relative Gaussian variation at zeta 0.5, WVAT at p 0.5."""
+    path = Path(__file__).parents[2] / "examples" / "hou2024" / name
+    config = ExperimentConfig.parse(deep_merge(default_config(), read_yaml(path)))
+    assert [entry.label for entry in config.methods] == methods
+    assert config.train.optimizer == "sgd"
+    assert type(config.model).__name__ == "VGG" and len(config.model.channels) == 3
+    assert [type(n.model).__name__ for n in config.noise] == ["RelativeGaussian"]
+    assert config.noise[0].model.zeta == 0.5
+    for entry in config.methods:
+        if entry.method.spec()["name"] == "wvat":
+            assert entry.method.p == 0.5

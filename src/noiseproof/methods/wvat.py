@@ -4,7 +4,9 @@ Per mini-batch, with probability p the weights get a random variation drawn from
 model, otherwise a gradient-ascent variation (one normalised step along the loss gradient, as in
 SAM / AWP); the gradient is taken at w + delta and delta is removed again before the optimiser
 step ("weight reverse"). Here the removal is exact by construction: the loss is computed through
-w + stopgrad(delta), so the gradient at w + delta lands on w itself and w is never modified.
+w + stopgrad(delta), so the gradient at w + delta lands on w itself and w is never modified;
+the optimiser's momentum and weight decay (SGD: the paper's baseline) then act on w, as after a
+literal in-place reverse (tests/reference/wvat_reference.py, on a BatchNorm VGG).
 The paper publishes neither the variation's size nor p: both are options (p = 0.5 by default).
 """
 
