@@ -14,20 +14,11 @@ chips' draws), as mean ± std over seeds with the per-seed values and the ratio 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-
-def load(folder: Path) -> list[dict]:
-    """Every finished job record of the run."""
-    return [json.loads(p.read_text()) for p in sorted((folder / "jobs").glob("*.json"))]
-
-
-def spread(values: list[float]) -> float:
-    """Sample standard deviation (0 for a single value)."""
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+from summarize import load, spread  # the sibling script: job records and their spread
 
 
 def main() -> None:
