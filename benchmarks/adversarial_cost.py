@@ -49,8 +49,14 @@ def step_timer(method_spec, channels_last: bool, batch: int):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    return timed_step(model, x, y, method_spec, None)
+
+
+def timed_step(model, x, y, method_spec, noise):
+    """A closure running one full training step of `method_spec` on (x, y) (Adam 1e-3, the
+    method's terms summed, as the trainer does); returns its wall time in seconds."""
     model.train()
-    ctx = StepContext(model, chip_params(model), None, torch.Generator().manual_seed(1))
+    ctx = StepContext(model, chip_params(model), noise, torch.Generator().manual_seed(1))
     method = create_method(method_spec)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 

@@ -26,12 +26,11 @@ import statistics
 import time
 
 import torch
+from adversarial_cost import timed_step  # the sibling benchmark's one-step timer
 
-from noiseproof.chip import ChipSelection, chip_params
+from noiseproof.chip import ChipSelection
 from noiseproof.evaluation.clean import predictions
 from noiseproof.evaluation.transfers import run_transfers
-from noiseproof.methods import create_method
-from noiseproof.methods.base import StepContext
 from noiseproof.models import build_model
 from noiseproof.noise import create_noise
 
@@ -62,20 +61,7 @@ def step_timer(spec, shape, classes: int, batch: int, method_spec):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *shape, generator=gen)
     y = torch.randint(0, classes, (batch,), generator=gen)
-    model.train()
-    ctx = StepContext(model, chip_params(model), NOISE, torch.Generator().manual_seed(1))
-    method = create_method(method_spec)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def run() -> float:
-        started = time.perf_counter()
-        loss = torch.stack(list(method.terms(ctx, x, y).values())).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return time.perf_counter() - started
-
-    return run
+    return timed_step(model, x, y, method_spec, NOISE)
 
 
 def training(name: str, rounds: int) -> None:
