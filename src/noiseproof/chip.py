@@ -31,6 +31,12 @@ def _kind_matches(leaf: str, kinds: tuple[str, ...]) -> bool:
     return any(leaf == kind or leaf.startswith(f"{kind}_") for kind in kinds)
 
 
+def is_bias(name: str) -> bool:
+    """True for a tensor named `bias` or `bias_*` (a recurrent layer's `bias_ih_l0`)."""
+    leaf = name.rpartition(".")[2]
+    return leaf == "bias" or leaf.startswith("bias_")
+
+
 def _owned_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
     """The module's own floating-point parameters and buffers (not its children's), hidden
     state excluded (it is state, not a stored parameter: see `hidden_state`)."""

@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from noiseproof.chip import ChipSelection, chip_params
+from noiseproof.chip import ChipSelection, chip_params, is_bias
 
 BiasMode = Literal["row", "digital"]
 BIAS_MODES = ("row", "digital")
@@ -74,12 +74,6 @@ class CrossbarArray:
 def unroll(tensor: Tensor) -> Tensor:
     """tensor.reshape(out, -1), row-major (a 0-d tensor: (1, 1))."""
     return tensor.reshape(tensor.shape[0] if tensor.dim() else 1, -1)
-
-
-def is_bias(name: str) -> bool:
-    """True for a tensor named `bias` or `bias_*` (a recurrent layer's `bias_ih_l0`)."""
-    leaf = name.rpartition(".")[2]
-    return leaf == "bias" or leaf.startswith("bias_")
 
 
 def _layer_bias(name: str, tensor: Tensor, own: dict[str, Tensor]) -> str | None:

@@ -70,7 +70,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from noiseproof.chip import Params
+from noiseproof.chip import Params, is_bias
 from noiseproof.noise.base import NoiseModel, noise_models
 
 DRIFT_MEAN = (-0.0155, 0.0244, 0.049, 0.1)
@@ -81,12 +81,6 @@ READ_NOISE = (0.0088, 0.65, 1e-3, 0.2)
 """(q, exponent, floor of (G/g_max)^exponent, cap of Q) of Q = q / (G/g_max)^exponent."""
 G_RELATIVE_FLOOR = 1e-7
 """Smallest G/g_max used in the drift-exponent fit (aihwkit's _ZERO_CLIP)."""
-
-
-def is_bias(name: str) -> bool:
-    """True for a tensor named `bias` or `bias_*` (a recurrent layer's `bias_ih_l0`)."""
-    leaf = name.rpartition(".")[2]
-    return leaf == "bias" or leaf.startswith("bias_")
 
 
 @noise_models.register("pcm")
