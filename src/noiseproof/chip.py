@@ -23,7 +23,9 @@ from noiseproof.inputs import Inputs, call_arguments
 
 Params = dict[str, Tensor]
 
-DEFAULT_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+DEFAULT_LAYERS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "Conv1D")
+"""Layer classes on the chip by default; "Conv1D" is Hugging Face's (transformers.pytorch_utils),
+GPT-2's projections: a Linear whose weight is stored transposed, [in, out]."""
 
 
 def _kind_matches(leaf: str, kinds: tuple[str, ...]) -> bool:
@@ -96,6 +98,12 @@ class ChipSelection(BaseModel):
     stay digital. Integer tensors (e.g. 'num_batches_tracked') and spiking neurons' hidden state
     (snntorch's 'mem', 'syn', 'spk': see `hidden_state`) are never on the chip; neuron
     parameters are, by glob ('*.beta', '*.threshold'), buffers and Parameters alike.
+    Transformers: the default `layers` put every nn.Linear and Hugging Face's Conv1D (a Linear
+    with a transposed weight, [in, out], used by GPT-2 for c_attn, c_proj and c_fc) on the chip,
+    while nn.Embedding (token and position embeddings) and nn.LayerNorm stay digital. A weight
+    tied between an embedding and a Linear head is one tensor, selected through the head under
+    the name `named_parameters` gives it (the embedding's, e.g. 'transformer.wte.weight'): it
+    is on the chip, and a draw reaches both uses; `exclude` it to keep it digital.
     A rule that selects nothing in a model is an error, never silently ignored: an `include`
     or `exclude` glob matching no tensor, or a `layers` class (other than the defaults) absent
     from the model or none of whose tensors is named in `kinds`.

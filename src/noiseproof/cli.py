@@ -114,7 +114,7 @@ def compare(**opts: Any) -> None:
 @locks_output("out", file=True, companions=lambda out: [out.with_suffix(".history.csv").name])
 def train(**opts: Any) -> None:
     """Train one model with one method and save a checkpoint."""
-    from noiseproof.experiments.jobs import train_and_save
+    from noiseproof.experiments.jobs import describe_task, run_task, train_and_save
 
     config = build_config(
         opts["config_file"],
@@ -147,6 +147,7 @@ def train(**opts: Any) -> None:
 
     named = out.parent / "logs" / safe_name(out.stem)
     callbacks = make_loggers(loggers, named) if loggers and main else ()
+    task = run_task(config, data)
     _, meta = train_and_save(
         config,
         entry,
@@ -154,12 +155,14 @@ def train(**opts: Any) -> None:
         out if main else None,
         noise=config.noise[0].model,
         seed=seed,
+        task=task,
         progress=not opts["no_progress"],
         log=logs.info,
         callbacks=callbacks,
     )
     if main:
         write_history(out.with_suffix(".history.csv"), meta["history"])
+        logs.info(f"task {describe_task(task, config.task, data)}")
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -226,21 +229,30 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
 
 @cli.command(name="list")
 @click.argument(
-    "kind", required=False, type=click.Choice(["methods", "noise", "models", "datasets"])
+    "kind",
+    required=False,
+    type=click.Choice(["methods", "noise", "models", "datasets", "tasks"]),
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_components(kind: str | None, as_json: bool) -> None:
-    """List methods, noise models, models and datasets with their parameters and defaults
-    (installed plugins included)."""
+    """List methods, noise models, models, datasets and tasks with their parameters and
+    defaults (installed plugins included)."""
     from noiseproof.data import datasets
     from noiseproof.methods import methods
     from noiseproof.models import models
     from noiseproof.noise import noise_models
     from noiseproof.plugins import load_entry_points
+    from noiseproof.tasks import tasks
 
     load_entry_points()
 
-    tables = {"methods": methods, "noise": noise_models, "models": models, "datasets": datasets}
+    tables = {
+        "methods": methods,
+        "noise": noise_models,
+        "models": models,
+        "datasets": datasets,
+        "tasks": tasks,
+    }
     chosen = {k: v.describe() for k, v in tables.items() if kind in (None, k)}
     if as_json:
         click.echo(json.dumps(chosen, indent=2, default=str))
@@ -250,6 +262,9 @@ def list_components(kind: str | None, as_json: bool) -> None:
         for row in rows:
             level = getattr(tables[name].get(row["name"]), "level_field", "")
             sweep = f"  [sweep: {level}]" if level else ""
+            metrics = getattr(tables[name].get(row["name"]), "metrics", None)
+            if name == "tasks" and metrics:
+                sweep = "  [metrics: " + ", ".join(m.name for m in metrics) + "]"
             plugin = f"  [plugin: {row['plugin']}]" if row.get("plugin") else ""
             click.echo(f"  {row['name']}  - {row['summary']}{sweep}{plugin}")
             for p in row["params"]:

@@ -26,6 +26,7 @@ from noiseproof.models.base import ModelSpec
 from noiseproof.noise import NoiseModel, noise_models
 from noiseproof.precision import Precision
 from noiseproof.registry import describe_validation_error
+from noiseproof.tasks import AUTO, Task, tasks
 from noiseproof.training.config import TrainConfig
 from noiseproof.yamlio import deep_merge, load_yaml
 
@@ -151,6 +152,14 @@ class ExperimentConfig(BaseModel):
     )
     executor: ExecutorConfig = ExecutorConfig()
     forward: AnalogForward | None = None  # analog DAC/ADC/output noise of on-chip layers
+    task: Task | Literal["auto"] = Field(
+        "auto", description="what the model is trained and measured for; auto: from the targets"
+    )
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: Any) -> Task | str:
+        return AUTO if value is None or value == AUTO else tasks.create(value)
 
     @field_validator("device", mode="before")
     @classmethod
@@ -219,6 +228,8 @@ class ExperimentConfig(BaseModel):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
         for entry in self.methods:  # a method that cannot train in train.precision says so
             entry.method.check_precision(self.train.precision)
+            if isinstance(self.task, Task):  # or the task (an inferred one: once data is loaded)
+                entry.method.check_task(self.task)
         return self
 
     def levels_of(self, entry: NoiseEntry) -> tuple[float, ...]:
@@ -256,6 +267,7 @@ class ExperimentConfig(BaseModel):
             "device": self.device,
             "eval_precision": self.eval_precision,
             "executor": self.executor.model_dump(mode="json"),
+            **({"task": self.task.spec()} if isinstance(self.task, Task) else {}),
             **{
                 key: part.model_dump(mode="json")
                 for key, part in (("attack", self.attack), ("landscape", self.landscape))

@@ -106,7 +106,7 @@ class Registry(Generic[T]):
                     default = default.model_dump(mode="json")
                 params.append(
                     {
-                        "name": field_name,
+                        "name": field.alias or field_name,
                         "type": type_name(field.annotation),
                         "default": default,
                         "required": field.is_required(),

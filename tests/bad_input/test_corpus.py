@@ -133,7 +133,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("npz-inf", compare("--set", NPZ % "npz_inf"), "non-finite"),
     ("npz-float32-overflow", compare("--set", NPZ % "npz_overflow"), "NaN or infinite"),
     ("npz-negative-label", compare("--set", NPZ % "npz_negative_label"), "non-negative integer"),
-    ("npz-fractional-label", compare("--set", NPZ % "npz_fractional_label"), "integer class"),
+    (
+        "npz-fractional-label-as-classes",
+        compare("--set", "dataset={name: npz, train: {npz_fractional_label}, targets: classes}"),
+        "integer class",
+    ),
     ("npz-missing-y", compare("--set", NPZ % "npz_no_y"), "missing array(s) ['y']"),
     ("npz-empty", compare("--set", NPZ % "npz_empty"), "holds no data"),
     ("npz-one-class", compare("--set", NPZ % "npz_one_class"), "single class"),
@@ -283,9 +287,21 @@ API_CASES: list[tuple[str, Callable[[SimpleNamespace], object], str]] = [
         "x must be",
     ),
     (
-        "transfers-y-float",
-        lambda a: nf.run_transfers(a.model, a.noise, a.x, a.y.float(), 3, a.gen),
+        "transfers-y-float-classification",
+        lambda a: nf.run_transfers(
+            a.model, a.noise, a.x, a.y.float(), 3, a.gen, task="classification"
+        ),
         "y must be",
+    ),
+    (
+        "transfers-y-float-auto",
+        lambda a: nf.run_transfers(a.model, a.noise, a.x, a.y.float(), 3, a.gen),
+        "y: regression targets",
+    ),
+    (
+        "transfers-y-beyond-outputs",
+        lambda a: nf.run_transfers(a.model, a.noise, a.x, a.y + 100, 3, a.gen),
+        "y holds labels outside",
     ),
     (
         "transfers-lengths",

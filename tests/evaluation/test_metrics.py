@@ -15,11 +15,14 @@ from noiseproof.evaluation.metrics import (
     reliability,
 )
 from noiseproof.evaluation.transfers import TransferResult
+from noiseproof.tasks.classification import Classification
 
 
 def result_with_counts(counts: list[int], transfers: int) -> TransferResult:
+    sums = torch.tensor([[1.0, 2.0]] * transfers, dtype=torch.float64)  # accuracy 0.5 each
     return TransferResult(
-        accuracy=torch.full((transfers,), 0.5, dtype=torch.float64),
+        task=Classification(),
+        sums=sums,
         correct_counts=torch.tensor(counts, dtype=torch.int64),
     )
 

@@ -19,7 +19,7 @@ from noiseproof.evaluation.chipstream import (
     vmappable,
     vmapped_sample,
 )
-from noiseproof.evaluation.clean import predictions
+from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.evaluation.vectorised import census, pays
 from noiseproof.noise import create_noise, noise_models
@@ -315,7 +315,7 @@ def test_low_precision_runs_on_both_paths(precision, vectorise):
         precision=precision,
         vectorise=vectorise,
     )
-    clean = float((predictions(model, x, 500, precision=precision) == y).double().mean())
+    clean = clean_accuracy(model, x, y, 500, precision=precision)
     assert torch.allclose(result.accuracy, torch.full((3,), clean, dtype=torch.float64), atol=0.02)
 
 

@@ -35,7 +35,7 @@ from noiseproof.models import build_model
 from noiseproof.models.spiking import LIF
 from noiseproof.noise import create_noise
 from noiseproof.physical import limit, range_of
-from noiseproof.tasks import task_loss
+from noiseproof.tasks.classification import Classification
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
 from reference.spiking_features_reference import (
@@ -46,6 +46,8 @@ from reference.spiking_features_reference import (
 )
 from reference.spiking_reference import lsnn_logits
 from zoo import CLASSES, Spiking, sequence_data
+
+task_loss = Classification().loss  # the classifier loss the references are written with
 
 STEPS, FEATURES = 5, 2
 """sequence_data(): 48 sequences [5 steps, 2 channels], 24 training examples."""

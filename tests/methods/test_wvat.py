@@ -18,11 +18,13 @@ from noiseproof.methods.base import StepContext
 from noiseproof.methods.wvat import ascent_step
 from noiseproof.models import build_model
 from noiseproof.noise import create_noise
-from noiseproof.tasks import task_loss
+from noiseproof.tasks.classification import Classification
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
 from noiseproof.yamlio import deep_merge
 from reference.wvat_reference import wvat_ascent_step_inplace
+
+task_loss = Classification().loss  # the classifier loss the references are written with
 
 NOISE = create_noise({"name": "additive_gaussian", "eta": 0.2, "scale": "layer"})
 

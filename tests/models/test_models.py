@@ -11,6 +11,9 @@ from noiseproof.errors import NoiseproofError
 from noiseproof.models import build_model, models
 from noiseproof.models.mlp import MLP
 
+FEATURE_MODELS = [n for n in models.names() if models.get(n).reads == "features"]
+"""The models that read real-valued features (token models have tests of their own)."""
+
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32)]
 
 
@@ -37,7 +40,7 @@ def cifar_resnet_params(in_channels: int, blocks: int, outputs: int, width: int 
 
 
 @pytest.mark.parametrize("shape", IMAGE_SHAPES)
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", FEATURE_MODELS)
 def test_every_model_builds_and_backpropagates(name, shape):
     torch.manual_seed(0)
     model = build_model(name, shape, 10)
@@ -47,7 +50,7 @@ def test_every_model_builds_and_backpropagates(name, shape):
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", FEATURE_MODELS)
 def test_functional_call_uses_the_params_dict(name):
     torch.manual_seed(0)
     model = build_model(name, (3, 32, 32), 10).eval()
@@ -61,7 +64,7 @@ def test_functional_call_uses_the_params_dict(name):
         assert not torch.allclose(forward(model, zeros, x), clean)
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", FEATURE_MODELS)
 def test_no_in_place_activations_and_a_summary_line(name):
     model = build_model(name, (1, 28, 28), 10)
     assert not any(getattr(m, "inplace", False) for m in model.modules())

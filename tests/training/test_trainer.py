@@ -19,9 +19,11 @@ from noiseproof.methods.base import Method, StepContext
 from noiseproof.models import build_model
 from noiseproof.noise import create_noise
 from noiseproof.seeding import generator
-from noiseproof.tasks import task_loss
+from noiseproof.tasks.classification import Classification
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
+
+task_loss = Classification().loss  # the classifier loss the references are written with
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.05, schedule="constant")
 NOISE = create_noise({"name": "relative_gaussian", "zeta": 0.3})
@@ -107,11 +109,11 @@ def scripted_validation(monkeypatch, scores: list[float]) -> list[dict]:
     seen: list[dict] = []
     queue = list(scores)
 
-    def fake(model, x, y, batch_size=2000):
+    def fake(model, x, y, task, batch_size=2000):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return queue.pop(0)
+        return {"accuracy": queue.pop(0)}
 
-    monkeypatch.setattr(trainer_module, "clean_accuracy", fake)
+    monkeypatch.setattr(trainer_module, "clean_metrics", fake)
     return seen
 
 
@@ -157,7 +159,7 @@ def test_noisy_selection_keeps_the_epoch_best_under_noise(monkeypatch):
     noisy = iter([0.4, 0.7, 0.6])
     chips: list[tuple] = []
 
-    def fake_noisy(model, data, noise, config, selection, seed):
+    def fake_noisy(model, data, noise, config, selection, seed, task):
         chips.append((noise.level, config.select_transfers, seed))
         return next(noisy)
 
@@ -173,12 +175,13 @@ def test_noisy_selection_keeps_the_epoch_best_under_noise(monkeypatch):
 def test_noisy_validation_uses_the_same_chips_every_epoch_at_the_chosen_level():
     model = mlp()
     config = CONFIG.model_copy(update={"select": "noisy", "select_transfers": 3})
-    first = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0)
-    again = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0)
+    task = Classification()
+    first = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0, task)
+    again = trainer_module.noisy_validation(model, moons(), NOISE, config, None, 0, task)
     assert first == again
     zero = config.model_copy(update={"select_level": 0.0})
-    clean = trainer_module.clean_accuracy(model, moons().x_val, moons().y_val)
-    assert trainer_module.noisy_validation(model, moons(), NOISE, zero, None, 0) == clean
+    clean = trainer_module.clean_metrics(model, moons().x_val, moons().y_val, task)["accuracy"]
+    assert trainer_module.noisy_validation(model, moons(), NOISE, zero, None, 0, task) == clean
 
 
 def test_last_selection_keeps_the_last_epoch(monkeypatch):
@@ -282,13 +285,13 @@ def pre_hook_counts(model: nn.Module) -> dict[str, int]:
 def test_dropout_hooks_are_removed_after_training(monkeypatch):
     model = mlp(hidden=(16, 16, 16))
     during: list[dict] = []
-    real = trainer_module.clean_accuracy
+    real = trainer_module.clean_metrics
 
-    def spy(model_, x, y, batch_size=2000):
+    def spy(model_, x, y, task, batch_size=2000):
         during.append(pre_hook_counts(model_))
-        return real(model_, x, y, batch_size)
+        return real(model_, x, y, task, batch_size)
 
-    monkeypatch.setattr(trainer_module, "clean_accuracy", spy)
+    monkeypatch.setattr(trainer_module, "clean_metrics", spy)
     run({"name": "dropout"}, model=model)
     # during training: a hook on every Linear but the first (modules '1', '3', '5', '7')
     assert during[0] == {"": 0, "0": 0, "1": 0, "2": 0, "3": 1, "4": 0, "5": 1, "6": 0, "7": 1}
@@ -299,7 +302,7 @@ def test_dropout_hooks_are_removed_when_training_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("validation broke")
 
-    monkeypatch.setattr(trainer_module, "clean_accuracy", broken)
+    monkeypatch.setattr(trainer_module, "clean_metrics", broken)
     model = mlp()
     with pytest.raises(RuntimeError, match="validation broke"):
         run({"name": "dropout"}, model=model)

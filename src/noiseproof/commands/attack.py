@@ -55,7 +55,7 @@ def load_trained(
         spec["max_test"] = max_test
     data = datasets.create(spec).load()
     for path, (_, _, meta) in zip(checkpoints, loaded, strict=True):
-        check_fits(meta, data.input_shape, data.num_outputs, path)
+        check_fits(meta, data.input_shape, data.num_outputs, path, data.vocabulary)
     return loaded, data if device is None else data.to(device)
 
 

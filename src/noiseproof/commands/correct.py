@@ -57,7 +57,7 @@ def command(**opts: Any) -> None:
     overhead. Writes results.json, the base checkpoint and one checkpoint per placement.
     """
     from noiseproof.atomic import write_json_atomic
-    from noiseproof.experiments.jobs import model_from_checkpoint, train_and_save
+    from noiseproof.experiments.jobs import model_from_checkpoint, run_task, train_and_save
     from noiseproof.methods.correctnet.compensation import Compensated
     from noiseproof.methods.correctnet.layers import check_layers
     from noiseproof.methods.correctnet.pipeline import correct
@@ -117,6 +117,7 @@ def command(**opts: Any) -> None:
             out / "model.pt",
             noise=noise,
             seed=seed,
+            task=run_task(config, data),
             progress=not opts["no_progress"],
             log=logs.info,
         )

@@ -2,7 +2,8 @@
 
 The model, the method (with its label) and the training settings describe the weights in the
 file: a config file or --set that changes them would evaluate something that was never trained,
-so it is refused. Data, noise, levels, transfers, seeds and the chip selection are free.
+so it is refused; so does the task it was trained for. Data, noise, levels, transfers, seeds
+and the chip selection are free.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from noiseproof.config import ExperimentConfig, default_config
 from noiseproof.errors import NoiseproofError
+from noiseproof.tasks import Task
 
-OWNED = ("model", "methods", "train")
+OWNED = ("model", "methods", "train", "task")
 """Config keys that come from the checkpoint and cannot be overridden."""
 
 
@@ -33,6 +35,8 @@ def checkpoint_base(meta: dict[str, Any]) -> dict[str, Any]:
     )
     if meta.get("train") is not None:
         base["train"] = meta["train"]
+    if meta.get("task") is not None:
+        base["task"] = meta["task"]
     return base
 
 
@@ -52,6 +56,7 @@ def owned_parts(config: ExperimentConfig) -> dict[str, Any]:
         "model": config.model.spec(),
         "methods": [{**m.method.spec(), "label": m.label} for m in config.methods],
         "train": config.train.model_dump(mode="json"),
+        "task": config.task.spec() if isinstance(config.task, Task) else config.task,
     }
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from noiseproof.data import builtin, imagefolder, sequences  # noqa: F401  (registers the datasets)
-from noiseproof.data.base import Dataset, DatasetSpec, datasets
+from noiseproof.data import (  # noqa: F401  (registers the datasets)
+    builtin,
+    imagefolder,
+    regression,
+    sequences,
+    text,
+    tokens,
+)
+from noiseproof.data.base import IGNORE_INDEX, Dataset, DatasetSpec, datasets
+from noiseproof.data.vocabulary import check_vocabulary
 
-__all__ = ["Dataset", "DatasetSpec", "datasets", "load_dataset"]
+__all__ = ["IGNORE_INDEX", "Dataset", "DatasetSpec", "check_vocabulary", "datasets", "load_dataset"]
 
 
 def load_dataset(spec: str | Mapping[str, Any] | DatasetSpec) -> Dataset:

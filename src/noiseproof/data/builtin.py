@@ -1,8 +1,9 @@
 """Built-in datasets: generated (moons), bundled (digits, mnist) and user files (IDX, CIFAR, npz).
 
-Every loader returns x float32 and y int64 tensors, keeps `max_train` examples after a shuffle
-seeded with `split_seed` and the first `max_test` test examples, then holds out `val_fraction`
-of train as validation (`split_train_val`).
+Every loader returns x float32 and y int64 tensors (float32 for the regression targets of an
+npz with float y), keeps `max_train` examples after a shuffle seeded with `split_seed` and the
+first `max_test` test examples, then holds out `val_fraction` of train as validation
+(`split_train_val`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from noiseproof.data.formats import (
 )
 from noiseproof.data.imagespec import ImageSpec, Normalize
 from noiseproof.data.normalize import NORMALIZE_HELP
+from noiseproof.data.targets import MAX_CLASSES
 from noiseproof.errors import NoiseproofError
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -52,11 +54,13 @@ def dataset_errors(name: str) -> Iterator[None]:
 
 
 def to_tensors(x: np.ndarray, y: np.ndarray, x_max: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Fresh tensors x / x_max (float32) and y (int64); copies, so cached arrays stay private."""
+    """Fresh tensors x / x_max (float32) and y (float32 when floating point, regression
+    targets; else int64); copies, so cached arrays stay private."""
     x_tensor = torch.tensor(x, dtype=torch.float32)
     if x_max != 1.0:
         x_tensor.div_(x_max)
-    return x_tensor, torch.tensor(y, dtype=torch.int64)
+    y_dtype = torch.float32 if np.issubdtype(y.dtype, np.floating) else torch.int64
+    return x_tensor, torch.tensor(y, dtype=y_dtype)
 
 
 def limit_train(x: Tensor, y: Tensor, max_train: int | None, seed: int) -> tuple[Tensor, Tensor]:
@@ -70,11 +74,12 @@ def limit_train(x: Tensor, y: Tensor, max_train: int | None, seed: int) -> tuple
 def finish(
     spec: DatasetSpec,
     arrays: Arrays,
-    num_classes: int,
+    num_classes: int | None,
     one_logit: bool = False,
     x_max: float = 1.0,
 ) -> Dataset:
-    """The Dataset of (x_train, y_train, x_test, y_test) / x_max after max_train, max_test, val."""
+    """The Dataset of (x_train, y_train, x_test, y_test) / x_max after max_train, max_test, val
+    (num_classes None: float regression targets)."""
     x_train, y_train = to_tensors(arrays[0], arrays[1], x_max)
     x_test, y_test = to_tensors(arrays[2], arrays[3], x_max)
     x_train, y_train = limit_train(x_train, y_train, spec.max_train, spec.split_seed)
@@ -109,10 +114,18 @@ def rescaled(data: Dataset, shift: Tensor, scale: Tensor) -> Dataset:
 
 
 def class_count(y_train: np.ndarray, y_test: np.ndarray, declared: int | None = None) -> int:
-    """`declared`, checked against the labels, or max label + 1 when None."""
+    """`declared`, checked against the labels, or max label + 1 when None (token targets'
+    ignore index -100 is below every label, so it never counts). An inferred count over
+    MAX_CLASSES (a million) is refused in one line before anything is built: a label like
+    2**31 - 1 is more likely corruption than a class; `declared` allows it."""
     found = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
     if declared is not None and found > declared:
         raise NoiseproofError(f"labels go up to {found - 1} but num_classes is {declared}")
+    if declared is None and found > MAX_CLASSES:
+        raise NoiseproofError(
+            f"labels go up to {found - 1}: more than {MAX_CLASSES:,} classes is refused as a "
+            "likely corrupt label; set num_classes to allow it"
+        )
     return found if declared is None else declared
 
 
@@ -225,6 +238,7 @@ def idx_dataset(spec: ImageSpec, root: str) -> Dataset:
     if x_train.ndim == 3:
         x_train, x_test = x_train[:, None], x_test[:, None]
     x_max = 255.0 if x_train.dtype == np.uint8 else 1.0
+    y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)  # labels of any type
     data = finish(spec, (x_train, y_train, x_test, y_test), num_classes, x_max=x_max)
     return spec.prepared(data)
 
@@ -286,21 +300,43 @@ class Cifar100(ImageSpec):
 
 @datasets.register("npz")
 class NpzFiles(ImageSpec):
-    """Your own arrays: .npz files holding x [N, ...] and integer labels y [N]."""
+    """Your own arrays: .npz files holding x [N, ...] and targets y: labels, tokens or values."""
 
     train: str = Field(..., description="train .npz file with arrays x and y")
     test: str | None = Field(None, description="test .npz file; None holds out test_fraction")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="test share when test is None")
     num_classes: int | None = Field(None, ge=2, description="classes; None = max label + 1")
     one_logit: bool = Field(False, description="one logit (sigmoid) for a two-class task")
+    targets: Literal["auto", "classes", "regression"] = Field(
+        "auto",
+        description=(
+            "what y holds: classes (whole numbers: labels [N] or tokens [N, T]), regression "
+            "(real values [N] or [N, D]), auto (float y regression unless num_classes is "
+            "given, integer y classes)"
+        ),
+    )
 
     def load(self) -> Dataset:
-        """x as stored (cast to float32); the test holdout is seeded with split_seed."""
+        """x as stored (cast to float32); the test holdout is seeded with split_seed. Class
+        targets int64 (num_classes = max label + 1 unless given), regression float32."""
+        targets = self.targets
+        if targets == "auto" and self.num_classes is not None:
+            targets = "classes"  # whole-number float labels with num_classes, as before
         with dataset_errors(self.registered_name):
-            arrays = read_npz_split(self.train, self.test, self.test_fraction, self.split_seed)
-            num_classes = class_count(arrays[1], arrays[3], self.num_classes)
-            if num_classes < 2:
-                raise NoiseproofError("the labels hold a single class (0): a task needs >= 2")
-            if self.one_logit and num_classes != 2:
-                raise NoiseproofError(f"one_logit needs 2 classes, got {num_classes}")
+            arrays = read_npz_split(
+                self.train, self.test, self.test_fraction, self.split_seed, targets
+            )
+            if np.issubdtype(arrays[1].dtype, np.floating):
+                if self.num_classes is not None or self.one_logit:
+                    raise NoiseproofError(
+                        "y holds regression targets (floating point): num_classes and "
+                        "one_logit apply to class labels only"
+                    )
+                num_classes = None
+            else:
+                num_classes = class_count(arrays[1], arrays[3], self.num_classes)
+                if num_classes < 2:
+                    raise NoiseproofError("the labels hold a single class (0): a task needs >= 2")
+                if self.one_logit and num_classes != 2:
+                    raise NoiseproofError(f"one_logit needs 2 classes, got {num_classes}")
         return self.prepared(finish(self, arrays, num_classes, self.one_logit))

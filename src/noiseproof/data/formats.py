@@ -13,13 +13,16 @@ import pickle
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
 from noiseproof.errors import NoiseproofError
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Targets = Literal["classes", "regression", "auto"]
+
+IGNORE_INDEX = -100  # as noiseproof.data.targets (this module imports nothing of the Dataset)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -251,8 +254,9 @@ def open_npz(path: Path) -> np.lib.npyio.NpzFile:
     return archive
 
 
-def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Features x [N, ...] and int64 labels y [N] from a NumPy .npz archive with keys x, y."""
+def read_npz(path: str | Path, targets: Targets = "classes") -> tuple[np.ndarray, np.ndarray]:
+    """Features x [N, ...] and targets y from a NumPy .npz archive with keys x, y (`check_npz`
+    says which targets `targets` accepts)."""
     path = Path(path).expanduser()
     with open_npz(path) as archive:
         missing = [key for key in ("x", "y") if key not in archive.files]
@@ -262,7 +266,7 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             x, y = archive["x"], archive["y"]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
             raise fail(path, f"damaged array in .npz archive ({reason(error)})") from None
-    return check_npz(path, x, y)
+    return check_npz(path, x, y, targets)
 
 
 def check_finite(path: Path, name: str, values: np.ndarray) -> None:
@@ -273,8 +277,16 @@ def check_finite(path: Path, name: str, values: np.ndarray) -> None:
         raise fail(path, f"{name} holds {count} non-finite value(s) (NaN or inf), first at {first}")
 
 
-def check_npz(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate an .npz pair: numeric finite x [N, ...] with N >= 1, whole-number labels y [N]."""
+def check_npz(
+    path: Path, x: np.ndarray, y: np.ndarray, targets: Targets = "classes"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an .npz pair: numeric finite x [N, ...] with N >= 1, and y [N] or [N, K].
+
+    targets 'classes': whole-number labels (any dtype), class indices [N] >= 0 or token
+    targets [N, T] >= 0 or IGNORE_INDEX, returned as int64. 'regression': finite real numbers
+    [N] or [N, D], returned as float32. 'auto': the dtype decides, floating point is regression
+    and integer (or bool) is classes.
+    """
     if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise fail(path, f"'x' must be numeric with shape [N, ...], got {x.dtype} {x.shape}")
     if np.issubdtype(x.dtype, np.complexfloating):
@@ -282,10 +294,23 @@ def check_npz(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
     if len(x) == 0 or x[0].size == 0:
         raise fail(path, f"'x' holds no data (shape {x.shape})")
     check_finite(path, "'x'", x)
-    if y.ndim != 1 or len(y) != len(x):
-        raise fail(path, f"'y' must have shape [{len(x)}] to match 'x', got {y.shape}")
-    if not is_integral(y) or (len(y) and y.min() < 0):
-        raise fail(path, "'y' must hold non-negative integer class labels")
+    if y.ndim not in (1, 2) or len(y) != len(x) or (y.ndim == 2 and y.shape[1] == 0):
+        raise fail(
+            path, f"'y' must have shape [{len(x)}] (or [{len(x)}, T]) to match 'x', got {y.shape}"
+        )
+    if targets == "auto":
+        targets = "regression" if np.issubdtype(y.dtype, np.floating) else "classes"
+    if targets == "regression":
+        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+            raise fail(path, f"'y' must hold real-valued regression targets, got {y.dtype}")
+        check_finite(path, "'y'", y)
+        values = y.astype(np.float32)
+        check_finite(path, "'y' as float32", values)
+        return x, values
+    ignored = y == IGNORE_INDEX if y.ndim == 2 else np.zeros(y.shape, bool)
+    if not is_integral(y) or (y.size and np.where(ignored, 0, y).min() < 0):
+        extra = f" (or {IGNORE_INDEX}, ignored, in token targets [N, T])" if y.ndim == 2 else ""
+        raise fail(path, f"'y' must hold non-negative integer class labels{extra}")
     return x, y.astype(np.int64)
 
 
@@ -302,15 +327,26 @@ def holdout(
 
 
 def read_npz_split(
-    train: str | Path, test: str | Path | None = None, test_fraction: float = 0.2, seed: int = 0
+    train: str | Path,
+    test: str | Path | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    targets: Targets = "classes",
 ) -> Arrays:
-    """(x_train, y_train, x_test, y_test) from .npz files; without `test`, a seeded holdout."""
-    x_train, y_train = read_npz(train)
+    """(x_train, y_train, x_test, y_test) from .npz files; without `test`, a seeded holdout.
+    `targets` as `check_npz`; both files must agree on the kind and shape of their targets."""
+    x_train, y_train = read_npz(train, targets)
     if test is None:
         return holdout(x_train, y_train, test_fraction, seed)
-    x_test, y_test = read_npz(test)
+    x_test, y_test = read_npz(test, targets)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise fail(
             test, f"'x' rows {x_test.shape[1:]} differ from the train file's {x_train.shape[1:]}"
+        )
+    if y_train.dtype != y_test.dtype or y_train.shape[1:] != y_test.shape[1:]:
+        raise fail(
+            test,
+            f"'y' ({y_test.dtype}, {y_test.shape[1:]} per example) differs from the train "
+            f"file's ({y_train.dtype}, {y_train.shape[1:]})",
         )
     return x_train, y_train, x_test, y_test

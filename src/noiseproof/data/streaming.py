@@ -29,10 +29,10 @@ SEED_SPACE = 2**63 - 1
 class StreamedSplit(TorchDataset, ABC):
     """A training split read example by example (subclasses implement `load`).
 
-    `labels` (int64 [N]) stay in memory; `input_shape` is the per-example shape; `num_workers`
-    the DataLoader processes that read it (0: the training process itself). Indexing with
-    anything but the (index, seed) pairs the loader sends is refused in one line: the inputs
-    are not in memory as tensors.
+    `labels` (the split's targets y, e.g. int64 [N]) stay in memory; `input_shape` is the
+    per-example shape; `num_workers` the DataLoader processes that read it (0: the training
+    process itself). Indexing with anything but the (index, seed) pairs the loader sends is
+    refused in one line: the inputs are not in memory as tensors.
     """
 
     labels: Tensor
@@ -48,8 +48,10 @@ class StreamedSplit(TorchDataset, ABC):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, item: Any) -> tuple[Tensor, int]:
-        """(inputs, label) for an (index, seed) pair from `plan_batches`."""
+    def __getitem__(self, item: Any) -> tuple[Tensor, Tensor]:
+        """(inputs, target) for an (index, seed) pair from `plan_batches`: the target as a
+        tensor of any kind (a class index, token targets or regression values), which the
+        loader stacks into the batch's y with its dtype kept."""
         if not (isinstance(item, tuple) and len(item) == 2):
             raise NoiseproofError(
                 f"the training split is streamed ({self.description}, {len(self)} examples): "
@@ -57,7 +59,7 @@ class StreamedSplit(TorchDataset, ABC):
                 "validation/test splits"
             )
         index, seed = item
-        return self.load(index, torch.Generator().manual_seed(seed)), int(self.labels[index])
+        return self.load(index, torch.Generator().manual_seed(seed)), self.labels[index]
 
     def examples(self, n: int) -> Tensor:
         """The first `n` training inputs under the evaluation transform, stacked."""

@@ -2,26 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from noiseproof.inputs import check_inputs, count
+from noiseproof.chip import forward
+from noiseproof.evaluation.vectorised import PROBE_EXAMPLES
+from noiseproof.inputs import Inputs, check_inputs, count, leaves, take
+from noiseproof.modes import evaluating
+from noiseproof.tasks import Task, create_task
 
 
-def check_evaluation_arguments(model: Any, x: Any, y: Any, x_name: str, y_name: str) -> None:
-    """TypeError/ValueError naming the argument unless `model` is an nn.Module, `x` a batch of
-    inputs (noiseproof.inputs.check_inputs) and `y` a 1-d integer tensor of the same length."""
+def check_evaluation_arguments(
+    model: Any, x: Any, y: Any, x_name: str, y_name: str, task: Any = None
+) -> Task:
+    """The task of the evaluation (`task`: a Task, a name or mapping, or None/'auto' to infer
+    it from `y`: noiseproof.tasks.create_task); TypeError/ValueError naming the argument unless
+    `model` is an nn.Module, `x` a batch of inputs (noiseproof.inputs.check_inputs) and `y`
+    targets of the same length that the task reads."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_inputs(x, x_name)
-    if not isinstance(y, Tensor) or y.dim() != 1 or y.is_floating_point() or y.is_complex():
-        raise TypeError(f"{y_name} must be a 1-d integer tensor of class indices")
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{y_name} must be a tensor of targets, got {type(y).__name__}")
+    task = create_task(task, y=y, x=x, announce=False) if not isinstance(task, Task) else task
+    task.check_targets(y, y_name)
     if len(y) != count(x):
         raise ValueError(f"{x_name} and {y_name} differ in length ({count(x)} vs {len(y)})")
     if not len(y):
         raise ValueError(f"{x_name} holds no examples")
+    return task
+
+
+@torch.no_grad()
+def check_outputs_fit(
+    model: nn.Module,
+    params: Mapping[str, Tensor] | None,
+    x: Inputs,
+    y: Tensor,
+    task: Task,
+    x_name: str = "x",
+    y_name: str = "y",
+) -> Tensor:
+    """The outputs of one forward on the first examples of `x` (in eval mode), after a
+    ValueError naming the argument when they do not fit the task's targets `y` (shape, ids
+    beyond the outputs) or the model cannot read `x` (token ids beyond its embedding), instead
+    of a deep torch error."""
+    probe = take(x, slice(0, PROBE_EXAMPLES))
+    try:
+        with evaluating(model):
+            outputs = forward(model, params, probe)
+    except IndexError as error:
+        ints = [t for t in leaves(x) if not t.is_floating_point()]
+        largest = f" (largest id {max(int(t.max()) for t in ints)})" if ints else ""
+        raise ValueError(
+            f"{x_name}: the model cannot read these inputs{largest}: "
+            f"{str(error).splitlines()[0]} (token ids beyond its vocabulary?)"
+        ) from None
+    task.check_outputs(outputs, y, y_name)
+    return outputs
 
 
 def check_generator(generator: Any) -> torch.Generator:

@@ -31,8 +31,8 @@ from noiseproof.chip import (
     forward,
 )
 from noiseproof.devices import accumulator_dtype, model_device
-from noiseproof.evaluation.arguments import check_evaluation_arguments
-from noiseproof.evaluation.clean import predictions
+from noiseproof.evaluation.arguments import check_evaluation_arguments, check_outputs_fit
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.inputs import Inputs, split, take, to
@@ -42,7 +42,7 @@ from noiseproof.noise.gaussian import RelativeGaussian
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
-from noiseproof.tasks import task_loss
+from noiseproof.tasks import Task, tasks
 
 
 class AttackConfig(BaseModel):
@@ -86,20 +86,22 @@ def mean_task_loss(
     batch_size: int,
     wrt: Sequence[Tensor] = (),
     precision: str = "fp32",
+    task: Task | None = None,
 ) -> tuple[Tensor, list[Tensor | None]]:
-    """Mean task loss over (x, y), evaluated in chunks, and its gradient w.r.t. the tensors
-    `wrt` (None for one the loss does not depend on).
+    """Mean task loss over (x, y) (`task`; None: classification), evaluated in chunks, and its
+    gradient w.r.t. the tensors `wrt` (None for one the loss does not depend on).
 
     Each chunk's gradient is taken as soon as its loss is computed (so memory holds one chunk's
     graph) with torch.autograd.grad, which writes no `.grad` anywhere: the model's own
     parameters are left as they were. The returned loss is detached and stays on y's device
     (summed there, float64; float32 on MPS); forwards run under `precision` autocast.
     """
+    task = task or tasks.create("classification")
     total = torch.zeros((), dtype=accumulator_dtype(y.device), device=y.device)
     grads: list[Tensor | None] = [None] * len(wrt)
     for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
         with autocast(y.device, precision):
-            loss = task_loss(forward(model, params, xs), ys) * (len(ys) / len(y))
+            loss = task.loss(forward(model, params, xs), ys) * (len(ys) / len(y))
         if wrt:
             parts = torch.autograd.grad(loss, list(wrt), retain_graph=True, allow_unused=True)
             grads = [
@@ -122,6 +124,7 @@ def attack_parameters(
     initial_std: float = 0.001,
     batch_size: int = 1000,
     precision: str = "fp32",
+    task: Task | None = None,
 ) -> Params:
     """theta* maximising the mean task loss on (x, y) within |theta* - theta| <= zeta * |theta|.
 
@@ -144,7 +147,7 @@ def attack_parameters(
             leaves = [r.requires_grad_(True) for r in offset.values()]
             point = relative_box_point(theta, offset)
             _, grads = mean_task_loss(
-                model, point, x, y, batch_size, wrt=leaves, precision=precision
+                model, point, x, y, batch_size, wrt=leaves, precision=precision, task=task
             )
             with torch.no_grad():
                 for (name, r), grad in zip(list(offset.items()), grads, strict=True):
@@ -166,18 +169,21 @@ def targeted_attack(
     selection: ChipSelection | None = None,
     params: Params | None = None,
     precision: str = "fp32",
+    task: Task | str | dict | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per zeta: accuracy under the targeted attack and under random mismatch.
+    """One record per zeta: the task's metrics under the targeted attack and under random
+    mismatch (task: noiseproof.tasks; None infers it from y).
 
-    Record keys: zeta, n_steps, examples (used by the attack), clean_accuracy,
-    attacked_accuracy, clean_loss, attacked_loss (mean task loss on the evaluation set),
-    random_accuracy (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
+    Record keys: zeta, n_steps, examples (used by the attack), metric (the task's primary
+    metric M: accuracy, mse, perplexity...), clean_<m> and attacked_<m> for every metric m of
+    the task, clean_loss, attacked_loss (mean task loss on the evaluation set), random_<M>
+    (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
     Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta). The
     attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
     Runs on the model's device: (x, y) moved there once, generators made there; forwards under
     `precision` (fp32, bf16, fp16) autocast.
     """
-    check_evaluation_arguments(model, x, y, "x", "y")
+    task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)
     device = model_device(model)
     x, y = to(x, device), y.to(device)
@@ -187,11 +193,13 @@ def targeted_attack(
     clean = detached(params if params is not None else chip_params(model, selection))
     weights, on_chip_buffers = attack_split(model, clean)
     n = len(y) if config.examples is None else min(config.examples, len(y))
-    clean_pred = predictions(model, x, config.batch_size, clean, precision)
+    check_outputs_fit(model, clean, x, y, task)
+    measured = clean_metrics(model, x, y, task, config.batch_size, clean, precision)
+    metric = task.primary
     records = []
     for zeta in config.zetas:
         started = time.perf_counter()
-        attacked = on_chip_buffers | attack_parameters(
+        point = on_chip_buffers | attack_parameters(
             model,
             weights,
             take(x, slice(0, n)),
@@ -202,8 +210,9 @@ def targeted_attack(
             initial_std=config.initial_std,
             batch_size=config.batch_size,
             precision=precision,
+            task=task,
         )
-        attacked_pred = predictions(model, x, config.batch_size, attacked, precision)
+        attacked = clean_metrics(model, x, y, task, config.batch_size, point, precision)
         random = run_transfers(
             model,
             RelativeGaussian(zeta=zeta),
@@ -214,25 +223,27 @@ def targeted_attack(
             params=clean,
             batch_size=config.batch_size,
             precision=precision,
+            task=task,
         )
         with torch.no_grad(), evaluating(model):
             clean_loss, _ = mean_task_loss(
-                model, clean, x, y, config.batch_size, precision=precision
+                model, clean, x, y, config.batch_size, precision=precision, task=task
             )
             attacked_loss, _ = mean_task_loss(
-                model, attacked, x, y, config.batch_size, precision=precision
+                model, point, x, y, config.batch_size, precision=precision, task=task
             )
         records.append(
             {
                 "zeta": zeta,
                 "n_steps": config.n_steps,
                 "examples": n,
-                "clean_accuracy": float((clean_pred == y).double().mean()),
-                "attacked_accuracy": float((attacked_pred == y).double().mean()),
+                "metric": metric.name,
+                **{f"clean_{name}": value for name, value in measured.items()},
+                **{f"attacked_{name}": value for name, value in attacked.items()},
                 "clean_loss": float(clean_loss),
                 "attacked_loss": float(attacked_loss),
                 "random_transfers": config.transfers,
-                "random_accuracy": accuracy_summary(random.accuracy),
+                f"random_{metric.name}": accuracy_summary(random.metrics[metric.name]),
                 "seconds": time.perf_counter() - started,
             }
         )
@@ -240,7 +251,10 @@ def targeted_attack(
 
 
 def attack_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
-    """Accuracy (%) vs zeta per method: targeted attack (solid) and random mismatch (dashed)."""
+    """The primary metric vs zeta per method: targeted attack (solid) and random mismatch
+    (dashed); accuracies in %."""
+    name = records[0].get("metric", "accuracy") if records else "accuracy"
+    scale = 100 if "accuracy" in name else 1
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     methods = list(dict.fromkeys(r["method"] for r in records))
@@ -248,17 +262,19 @@ def attack_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
         rows = sorted((r for r in records if r["method"] == method), key=lambda r: r["zeta"])
         zetas = [r["zeta"] for r in rows]
         (line,) = axes.plot(
-            zetas, [100 * r["attacked_accuracy"] for r in rows], marker="o", label=method
+            zetas, [scale * r[f"attacked_{name}"] for r in rows], marker="o", label=method
         )
         axes.plot(
             zetas,
-            [100 * r["random_accuracy"]["mean"] for r in rows],
+            [scale * r[f"random_{name}"]["mean"] for r in rows],
             marker="s",
             linestyle="--",
             color=line.get_color(),
         )
     axes.set_xlabel("relative budget zeta")
-    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylabel(f"test {name.replace('_', ' ')}{' (%)' if scale == 100 else ''}")
+    if name == "perplexity":
+        axes.set_yscale("log")
     axes.set_title("Targeted attack (solid) vs random mismatch of the same zeta (dashed)")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -266,16 +282,23 @@ def attack_plot(records: list[dict[str, Any]], path: str | Path) -> Path:
 
 
 def attack_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: method, seed, zeta, clean, attacked and random accuracy (%)."""
-    header = ["method", "seed", "zeta", "clean (%)", "attacked (%)", "random mismatch (%)"]
+    """Header and rows: method, seed, zeta, clean, attacked and random (mean ± std) values of
+    the primary metric (accuracies in %)."""
+    name = records[0].get("metric", "accuracy") if records else "accuracy"
+    scale, unit = (100, " (%)") if "accuracy" in name else (1, f" {name}")
+    header = ["method", "seed", "zeta", f"clean{unit}", f"attacked{unit}", f"random mismatch{unit}"]
+
+    def show(value: float) -> str:
+        return f"{scale * value:.2f}" if scale == 100 else f"{value:.4g}"
+
     rows = [
         [
             r["method"],
             str(r.get("seed", "")),
             f"{r['zeta']:g}",
-            f"{100 * r['clean_accuracy']:.2f}",
-            f"{100 * r['attacked_accuracy']:.2f}",
-            f"{100 * r['random_accuracy']['mean']:.2f} ± {100 * r['random_accuracy']['std']:.2f}",
+            show(r[f"clean_{name}"]),
+            show(r[f"attacked_{name}"]),
+            f"{show(r[f'random_{name}']['mean'])} ± {show(r[f'random_{name}']['std'])}",
         ]
         for r in records
     ]

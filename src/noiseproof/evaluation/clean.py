@@ -1,4 +1,4 @@
-"""Noise-free evaluation: logits and accuracy of a module as it is."""
+"""Noise-free evaluation: the task's metrics of a module as it is (or through given params)."""
 
 from __future__ import annotations
 
@@ -12,30 +12,37 @@ from noiseproof.devices import model_device
 from noiseproof.inputs import Inputs, split, to
 from noiseproof.modes import evaluating
 from noiseproof.precision import autocast
-from noiseproof.tasks import predict
+from noiseproof.tasks import Task, tasks
 
 
 @torch.no_grad()
-def predictions(
+def clean_metrics(
     model: nn.Module,
     x: Inputs,
-    batch_size: int,
+    y: Tensor,
+    task: Task,
+    batch_size: int = 2000,
     params: Mapping[str, Tensor] | None = None,
     precision: str = "fp32",
-) -> Tensor:
-    """Predicted class per example, in eval mode (every submodule's mode restored after),
-    through `params` when given (else the module as it is), on the model's device (`x` moved
-    there once; a no-op when it is there already), under `precision` autocast."""
+) -> dict[str, float]:
+    """Each of the task's metrics on (x, y) without noise, in eval mode (every submodule's mode
+    restored after), through `params` when given (else the module as it is), on the model's
+    device (x, y moved there once), under `precision` autocast; the task's sums are added
+    over the batches on the device and read back once."""
     device = model_device(model)
-    x = to(x, device)
+    x, y = to(x, device), y.to(device)
+    sums = None
     with evaluating(model), autocast(device, precision):
-        return torch.cat([predict(forward(model, params, chunk)) for chunk in split(x, batch_size)])
+        for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+            part = task.sums(forward(model, params, xs), ys)
+            sums = part if sums is None else sums + part
+    return {name: float(value) for name, value in task.chip_metrics(sums.cpu()).items()}
 
 
 def clean_accuracy(
     model: nn.Module, x: Inputs, y: Tensor, batch_size: int = 2000, precision: str = "fp32"
 ) -> float:
-    """Fraction of (x, y) the module classifies correctly without noise (on the model's
-    device, under `precision` autocast; one number read back)."""
-    predicted = predictions(model, x, batch_size, precision=precision)
-    return float((predicted == y.to(predicted.device)).double().mean())
+    """Fraction of (x, y) the classifier gets right without noise (on the model's device, under
+    `precision` autocast; one number read back)."""
+    task = tasks.create("classification")
+    return clean_metrics(model, x, y, task, batch_size, precision=precision)["accuracy"]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import accumulator_dtype, model_device
-from noiseproof.evaluation.arguments import check_evaluation_arguments
+from noiseproof.evaluation.arguments import check_evaluation_arguments, check_outputs_fit
 from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
@@ -31,7 +31,7 @@ from noiseproof.physical import limit_all
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
-from noiseproof.tasks import predict, task_loss
+from noiseproof.tasks import Task, tasks
 
 
 class LandscapeConfig(BaseModel):
@@ -76,25 +76,30 @@ class LandscapeConfig(BaseModel):
 
 
 @torch.no_grad()
-def loss_and_accuracy(
+def loss_and_metric(
     model: nn.Module,
     params: Mapping[str, Tensor],
     x: Inputs,
     y: Tensor,
     batch_size: int,
     precision: str = "fp32",
+    task: Task | None = None,
 ) -> tuple[float, float]:
-    """Mean task loss and accuracy of f(.; params) on (x, y), in eval mode (modes restored),
-    under `precision` autocast; summed on y's device and read once."""
+    """Mean task loss and the task's primary metric (classification: accuracy) of
+    f(.; params) on (x, y), in eval mode (modes restored), under `precision` autocast; summed
+    on y's device and read once."""
+    task = task or tasks.create("classification")
     dtype = accumulator_dtype(y.device)
     loss = torch.zeros((), dtype=dtype, device=y.device)
-    correct = torch.zeros((), dtype=torch.int64, device=y.device)
+    sums = None
     with evaluating(model), autocast(y.device, precision):
         for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
-            logits = forward(model, params, xs)
-            loss += task_loss(logits, ys).to(dtype) * len(ys)
-            correct += (predict(logits) == ys).sum()
-    return float(loss) / len(y), int(correct) / len(y)
+            outputs = forward(model, params, xs)
+            loss += task.loss(outputs, ys).to(dtype) * len(ys)
+            part = task.sums(outputs, ys)
+            sums = part if sums is None else sums + part
+    metric = task.chip_metrics(sums.cpu())[task.primary.name]
+    return float(loss) / len(y), float(metric)
 
 
 def random_direction(params: Params, scale: float, generator: torch.Generator) -> Params:
@@ -112,18 +117,20 @@ def loss_landscape(
     selection: ChipSelection | None = None,
     params: Params | None = None,
     precision: str = "fp32",
+    task: Task | str | dict | None = None,
 ) -> dict[str, Any]:
-    """Loss and accuracy at theta + alpha * v for every alpha and direction, plus flatness.
+    """Loss and the task's primary metric M (classification: accuracy; task None: inferred
+    from y) at theta + alpha * v for every alpha and direction, plus flatness.
 
-    Returns {'alphas': [A], 'loss': [R][A], 'accuracy': [R][A], 'flatness': float,
-    'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_accuracy'}.
+    Returns {'alphas': [A], 'loss': [R][A], 'metric': M, M: [R][A], 'flatness': float,
+    'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_<M>'}.
     Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
     evaluated with the same seed sees the same normal draws where shapes agree. Runs on the
     model's device (data moved once, directions drawn there) under `precision` autocast.
     Neuron parameters at each point are kept in their physical range (noiseproof.physical;
     weights are not bounded).
     """
-    check_evaluation_arguments(model, x, y, "x", "y")
+    task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)
     device = model_device(model)
     if config is not None and not isinstance(config, LandscapeConfig):
@@ -132,6 +139,8 @@ def loss_landscape(
     theta = detached(params if params is not None else chip_params(model, selection))
     n = len(y) if config.examples is None else min(config.examples, len(y))
     x, y = to(take(x, slice(0, n)), device), y[:n].to(device)
+    check_outputs_fit(model, theta, x, y, task)
+    name = task.primary.name
     alphas = config.grid()
     losses, accuracies = [], []
     for repeat in range(config.repeats):
@@ -140,7 +149,7 @@ def loss_landscape(
         row_loss, row_acc = [], []
         for alpha in alphas:
             point = limit_all({name: t + alpha * v[name] for name, t in theta.items()})
-            loss, acc = loss_and_accuracy(model, point, x, y, config.batch_size, precision)
+            loss, acc = loss_and_metric(model, point, x, y, config.batch_size, precision, task)
             row_loss.append(loss)
             row_acc.append(acc)
         losses.append(row_loss)
@@ -152,9 +161,10 @@ def loss_landscape(
     return {
         "alphas": alphas,
         "loss": losses,
-        "accuracy": accuracies,
+        "metric": name,
+        name: accuracies,
         "clean_loss": losses[0][centre],
-        "clean_accuracy": accuracies[0][centre],
+        f"clean_{name}": accuracies[0][centre],
         "flatness": sum(rises) / len(rises),
         "flatness_alpha": a,
         "scale": config.scale,
@@ -164,12 +174,18 @@ def loss_landscape(
 
 
 def landscape_plot(curves: Mapping[str, dict[str, Any]], path: str | Path) -> Path:
-    """Loss and accuracy vs alpha, one line per method (mean over directions, band min..max)."""
+    """Loss and the primary metric (accuracy in %) vs alpha, one line per method (mean over
+    directions, band min..max)."""
     plt = pyplot()
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    name = next(iter(curves.values())).get("metric", "accuracy")
+    percent = "accuracy" in name
     for label, record in curves.items():
         alphas = record["alphas"]
-        for axes, key, factor in ((loss_axes, "loss", 1.0), (acc_axes, "accuracy", 100.0)):
+        for axes, key, factor in (
+            (loss_axes, "loss", 1.0),
+            (acc_axes, name, 100.0 if percent else 1.0),
+        ):
             rows = [[factor * v for v in row] for row in record[key]]
             mean = [sum(col) / len(col) for col in zip(*rows, strict=True)]
             (line,) = axes.plot(alphas, mean, marker=".", label=label)
@@ -181,32 +197,37 @@ def landscape_plot(curves: Mapping[str, dict[str, Any]], path: str | Path) -> Pa
                 alpha=0.15,
             )
     any_record = next(iter(curves.values()))
-    for axes, ylabel in ((loss_axes, "test loss"), (acc_axes, "test accuracy (%)")):
+    shown = f"test {name.replace('_', ' ')}{' (%)' if percent else ''}"
+    for axes, ylabel in ((loss_axes, "test loss"), (acc_axes, shown)):
         axes.set_xlabel(f"alpha (direction v ~ N(0, ({any_record['scale']:g}|theta|)^2))")
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
         axes.legend()
     loss_axes.set_title("Loss along random directions (band: min..max over directions)")
-    acc_axes.set_title("Accuracy along random directions")
+    acc_axes.set_title(f"{name.replace('_', ' ').capitalize()} along random directions")
     figure.tight_layout()
     return save_figure(figure, Path(path))
 
 
 def flatness_rows(curves: Mapping[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: method, clean loss, mean loss rise at +-alpha, accuracy at +-alpha."""
-    header = ["method", "clean loss", "flatness (loss rise)", "accuracy at +-alpha (%)"]
+    """Header and rows: method, clean loss, mean loss rise at +-alpha, primary metric at
+    +-alpha (accuracy in %)."""
+    name = next(iter(curves.values())).get("metric", "accuracy") if curves else "accuracy"
+    percent = "accuracy" in name
+    shown = f"{name.replace('_', ' ')} at +-alpha{' (%)' if percent else ''}"
+    header = ["method", "clean loss", "flatness (loss rise)", shown]
     rows = []
     for label, r in curves.items():
         alphas: Sequence[float] = r["alphas"]
         a = r["flatness_alpha"]
         cols = [alphas.index(a), alphas.index(-a)]
-        acc = [row[c] for row in r["accuracy"] for c in cols]
+        acc = [row[c] for row in r[name] for c in cols]
         rows.append(
             [
                 label,
                 f"{r['clean_loss']:.4f}",
                 f"{r['flatness']:.4f}",
-                f"{100 * sum(acc) / len(acc):.2f}",
+                f"{100 * sum(acc) / len(acc):.2f}" if percent else f"{sum(acc) / len(acc):.4g}",
             ]
         )
     return header, rows

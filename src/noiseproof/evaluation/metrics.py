@@ -1,4 +1,4 @@
-"""Statistics of a transfer run: accuracy distribution over chips and per-example reliability."""
+"""Statistics of a transfer run: each metric's distribution over chips and per-unit reliability."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from noiseproof.evaluation.transfers import TransferResult
+from noiseproof.tasks import Metric
 
 
 def accuracy_summary(accuracy: Tensor) -> dict[str, float]:
@@ -29,15 +30,35 @@ def accuracy_summary(accuracy: Tensor) -> dict[str, float]:
     }
 
 
+def metric_summary(values: Tensor, metric: Metric) -> dict[str, float | bool]:
+    """`accuracy_summary` of one metric's per-chip values, plus `worst` (the worst chip in the
+    metric's own direction: lowest accuracy, highest perplexity) and `higher_is_better`."""
+    return {
+        **accuracy_summary(values),
+        "worst": metric.worst(values.detach().double().cpu()),
+        "higher_is_better": metric.higher_is_better,
+    }
+
+
+def metric_summaries(result: TransferResult) -> dict[str, dict[str, float | bool]]:
+    """`metric_summary` of every metric of the run's task, keyed by the metric's name."""
+    values = result.metrics
+    return {m.name: metric_summary(values[m.name], m) for m in result.task.metrics}
+
+
 def per_example_reliability(result: TransferResult) -> Tensor:
-    """Each test example's fraction of transfers in which it is classified correctly ([N])."""
-    return result.correct_counts.double() / result.transfers
+    """Each unit's (test example's, or counted token's) fraction of transfers with a hit
+    (classified right, within tolerance, right next token): [units] float64."""
+    counts = result.correct_counts if result.mask is None else result.correct_counts[result.mask]
+    return counts.reshape(-1).double() / result.transfers
 
 
 def reliability(result: TransferResult, threshold: float = 0.95) -> dict[str, float]:
-    """Share of test examples correct in >= `threshold` of transfers (Drolet et al. 2023)."""
+    """Share of test units (examples, or tokens) with a hit in >= `threshold` of transfers
+    (Drolet et al. 2023)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"reliability threshold must be in (0, 1], got {threshold}")
+    counts = result.correct_counts if result.mask is None else result.correct_counts[result.mask]
     needed = threshold * result.transfers - 1e-9  # integer counts: no rounding trap at 95/100
-    share = (result.correct_counts >= needed).double().mean()
+    share = (counts >= needed).double().mean()
     return {"threshold": threshold, "share": float(share)}

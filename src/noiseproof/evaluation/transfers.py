@@ -1,9 +1,11 @@
 """Monte Carlo transfers: program K simulated chips, test each, keep fixed-size statistics.
 
 One transfer = one draw of the noise model applied to the on-chip parameters, then one pass
-over the test set. Per transfer we keep its accuracy ([K] floats) and per example the number
-of transfers that got it right ([N] ints); the [K, N] boolean matrix is kept only on request,
-so memory stays bounded for any K.
+over the test set. What a chip is measured by is the task's (noiseproof.tasks): per transfer we
+keep the task's sums over the test set ([K, S] floats, from which each metric per chip follows:
+accuracy, MSE, perplexity...) and per unit (example, or token) the number of transfers that
+got it right (the task's hit: classified right, within tolerance); the [K, units] boolean
+matrix is kept only on request, so memory stays bounded for any K.
 
 Chip k's noise depends only on the caller's generator (one base seed drawn from it) and on k
 (evaluation.chipstream), so any chunking, batching or split of the chips across workers
@@ -14,7 +16,9 @@ sets: evaluation.vectorised), else one plain forward per chip, which is then at 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,13 +26,18 @@ from torch import Tensor, nn
 from noiseproof.analog import AnalogForward, analog_forward
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import model_device
-from noiseproof.evaluation.arguments import check_count, check_evaluation_arguments, check_generator
+from noiseproof.evaluation.arguments import (
+    check_count,
+    check_evaluation_arguments,
+    check_generator,
+    check_outputs_fit,
+)
 from noiseproof.evaluation.chipstream import ChipStream, base_seed, chip_bytes
 from noiseproof.evaluation.vectorised import (
     auto_chunk,
     census,
     pays,
-    stacked_predictions,
+    stacked_outcomes,
     vmap_agrees,
 )
 from noiseproof.inputs import Inputs, count, split, to
@@ -37,7 +46,7 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
 from noiseproof.progress import progress_bar
 from noiseproof.seeding import derive_seed
-from noiseproof.tasks import predict
+from noiseproof.tasks import Task
 
 MEMORY_BUDGET = 256 * 2**20
 """Bytes one chunk of chips may hold at once: stacked tensors and activations of a vmapped
@@ -50,15 +59,40 @@ ran 1.3x faster than one chunk of 1,000 whose activations spill to memory."""
 
 @dataclass(frozen=True)
 class TransferResult:
-    """Outcome of K transfers on N test examples."""
+    """Outcome of K transfers on a test set, measured by `task`.
 
-    accuracy: Tensor  # [K] float64: accuracy of each transfer
-    correct_counts: Tensor  # [N] int64: transfers in which each example was right
-    matrix: Tensor | None = None  # [K, N] bool, only with keep_matrix=True
+    sums: [K, S] float64, each chip's task sums over the test set (`task.sum_names`);
+    metrics: {metric: [K] float64}, each chip's metrics (`task.chip_metrics(sums)`);
+    correct_counts: per unit (example [N], or token [N, T]), the transfers with a hit (right
+    class, error within tolerance, right next token); mask: the units that count (None: all;
+    padding tokens do not); matrix: [K, *units] bool hits, only with keep_matrix=True.
+    """
+
+    task: Task
+    sums: Tensor
+    correct_counts: Tensor
+    mask: Tensor | None = None
+    matrix: Tensor | None = None
 
     @property
     def transfers(self) -> int:
-        return len(self.accuracy)
+        return len(self.sums)
+
+    @property
+    def metrics(self) -> dict[str, Tensor]:
+        """Each metric of the task per chip ([K] float64)."""
+        return self.task.chip_metrics(self.sums)
+
+    @property
+    def accuracy(self) -> Tensor:
+        """Each chip's accuracy ([K]): classification's and token classification's metric."""
+        metrics = self.metrics
+        if "accuracy" not in metrics:
+            raise ValueError(
+                f"task {self.task.registered_name!r} has no accuracy: read "
+                f"result.metrics[name] ({', '.join(metrics)})"
+            )
+        return metrics["accuracy"]
 
 
 def run_transfers(
@@ -79,8 +113,9 @@ def run_transfers(
     vectorise: bool | None = None,
     precision: str = "fp32",
     analog: AnalogForward | None = None,
+    task: Task | str | Mapping[str, Any] | None = None,
 ) -> TransferResult:
-    """Accuracy of `transfers` independent noisy chips of `model` on (x, y).
+    """The task's metrics of `transfers` independent noisy chips of `model` on (x, y).
 
     params: the clean on-chip parameters to perturb (default: those `selection` picks).
     Each transfer draws its noise once (frozen for the whole test set). `generator`, an
@@ -97,10 +132,13 @@ def run_transfers(
     every chip's on-chip layers; chip k's output noise is drawn from a generator seeded by
     (the run's base seed, k), in batch order, so it depends on the chip and `batch_size`, never
     on chunking or sharding. These chips are evaluated one by one (no vmap).
-    Runs on the model's device: x and y moved there once, the noise drawn there, counts kept
-    there and read back once (keep_matrix rows once per chunk); results come back on the CPU.
+    task: what the chips are measured by (noiseproof.tasks: a Task, a name or mapping; None
+    infers it from y and x: class indices, real targets, next tokens...).
+    Runs on the model's device: x and y moved there once, the noise drawn there, sums and
+    counts kept there and read back once (keep_matrix rows once per chunk); results come back
+    on the CPU.
     """
-    check_evaluation_arguments(model, x, y, "x", "y")
+    task = check_evaluation_arguments(model, x, y, "x", "y", task)
     if not isinstance(noise, NoiseModel):
         raise TypeError(f"noise must be a NoiseModel (create_noise), got {type(noise).__name__}")
     check_count(transfers, "transfers")
@@ -120,10 +158,12 @@ def run_transfers(
     picked = params if params is not None else chip_params(model, selection)
     clean = {name: t.to(device) for name, t in detached(picked).items()}
     x, y = to(x, device), y.to(device)
+    probe = check_outputs_fit(model, clean, x, y, task)
     stream = ChipStream(noise, clean, base_seed(generator), device)
-    hits = torch.zeros(transfers, dtype=torch.int64, device=device)
-    counts = torch.zeros(len(y), dtype=torch.int64, device=device)
-    matrix = torch.empty(transfers, len(y), dtype=torch.bool) if keep_matrix else None
+    sums = torch.zeros(transfers, len(task.sum_names), dtype=torch.float64, device=device)
+    units = task.hits(probe, y[: len(probe)]).shape[1:]
+    counts = torch.zeros(len(y), *units, dtype=torch.int64, device=device)
+    matrix = torch.empty(transfers, len(y), *units, dtype=torch.bool) if keep_matrix else None
     with (
         torch.no_grad(),
         evaluating(model),
@@ -138,28 +178,33 @@ def run_transfers(
             rows = []
             if together:
                 chips = stream.chips(first_chip + start, first_chip + stop)
-                rows.append(stacked_predictions(model, chips, x, batch_size) == y)
-                hits[start:stop] = rows[0].sum(dim=1)
-                counts += rows[0].sum(dim=0)
+                sums[start:stop], hits = stacked_outcomes(model, chips, x, y, batch_size, task)
+                counts += hits.sum(dim=0)
+                rows.append(hits)
                 bar.update(stop - start)
             else:
                 for k in range(start, stop):
                     chip = stream.chip(first_chip + k)
                     if analog is None:
-                        correct = _correct(model, chip, x, y, batch_size)
+                        sums[k], hits = outcomes(model, chip, x, y, batch_size, task)
                     else:
                         seed = derive_seed(stream.seed, "forward", first_chip + k)
                         gen = torch.Generator(device=device).manual_seed(seed)
                         with analog_forward(model, list(clean), analog, gen):
-                            correct = _correct(model, chip, x, y, batch_size)
-                    hits[k] = correct.sum()
-                    counts += correct
-                    rows += [correct.unsqueeze(0)] if matrix is not None else []
+                            sums[k], hits = outcomes(model, chip, x, y, batch_size, task)
+                    counts += hits
+                    rows += [hits.unsqueeze(0)] if matrix is not None else []
                     bar.update()
             if matrix is not None:
                 matrix[start:stop] = torch.cat(rows).cpu()
-    accuracy = hits.cpu().double() / len(y)
-    return TransferResult(accuracy=accuracy, correct_counts=counts.cpu(), matrix=matrix)
+    mask = task.unit_mask(y)
+    return TransferResult(
+        task=task,
+        sums=sums.cpu(),
+        correct_counts=counts.cpu(),
+        mask=None if mask is None else mask.cpu(),
+        matrix=matrix,
+    )
 
 
 def _plan(
@@ -195,7 +240,14 @@ def _plan(
     return False, max(1, min(transfers, MEMORY_BUDGET // (9 * count(x))))
 
 
-def _correct(model: nn.Module, chip: Params, x: Inputs, y: Tensor, batch_size: int) -> Tensor:
-    """Correctness [N] of one chip, one plain forward per batch."""
-    predicted = [predict(forward(model, chip, part)) for part in split(x, batch_size)]
-    return torch.cat(predicted) == y
+def outcomes(
+    model: nn.Module, chip: Params, x: Inputs, y: Tensor, batch_size: int, task: Task
+) -> tuple[Tensor, Tensor]:
+    """One chip's task sums over (x, y) ([S]) and hits per unit, one plain forward per batch."""
+    sums, hits = None, []
+    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+        outputs = forward(model, chip, xs)
+        part = task.sums(outputs, ys)
+        sums = part if sums is None else sums + part
+        hits.append(task.hits(outputs, ys))
+    return sums, torch.cat(hits)

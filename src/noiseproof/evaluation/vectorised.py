@@ -23,7 +23,7 @@ from torch.nn.modules.module import register_module_forward_hook
 
 from noiseproof.chip import forward
 from noiseproof.inputs import Inputs, count, split, take
-from noiseproof.tasks import predict
+from noiseproof.tasks import Task
 
 FLOPS_PER_CALL = {"cpu": 1e6, "cuda": 5e7, "mps": 5e7}
 """Below this many floating-point operations per module call of one clean forward over the test
@@ -96,13 +96,22 @@ def stacked_logits(model: nn.Module, chips: Mapping[str, Tensor], x: Inputs) -> 
 
 
 @torch.no_grad()
-def stacked_predictions(
-    model: nn.Module, chips: Mapping[str, Tensor], x: Inputs, batch_size: int
-) -> Tensor:
-    """Predicted class [C, N] of C stacked chips on every example of `x`, in batches."""
-    return torch.cat(
-        [predict(stacked_logits(model, chips, part)) for part in split(x, batch_size)], dim=1
-    )
+def stacked_outcomes(
+    model: nn.Module,
+    chips: Mapping[str, Tensor],
+    x: Inputs,
+    y: Tensor,
+    batch_size: int,
+    task: Task,
+) -> tuple[Tensor, Tensor]:
+    """The task sums [C, S] and hits [C, N, ...] of C stacked chips on (x, y), in batches."""
+    sums, hits = None, []
+    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+        outputs = stacked_logits(model, chips, xs)
+        part = task.sums(outputs, ys)
+        sums = part if sums is None else sums + part
+        hits.append(task.hits(outputs, ys))
+    return sums, torch.cat(hits, dim=1)
 
 
 def _tolerance(logits: Tensor) -> float:

@@ -23,6 +23,7 @@ from noiseproof.evaluation.attack import attack_plot, attack_rows, targeted_atta
 from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_landscape
 from noiseproof.experiments.records import read_record
 from noiseproof.experiments.results import markdown_table, text_table
+from noiseproof.tasks import Task
 
 
 def _cached(
@@ -49,8 +50,10 @@ def analyse_model(
     seed: int,
     jobs: Path | None,
     resume: bool,
+    task: Task | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """(attack records, landscape record or None) for one trained model, as the config asks."""
+    """(attack records, landscape record or None) for one trained model, as the config asks,
+    measured by `task` (None: inferred from the test targets)."""
     name = "".join(c if c.isalnum() or c in "-." else "_" for c in label)
     attacks: list[dict[str, Any]] = []
     landscape = None
@@ -69,6 +72,7 @@ def analyse_model(
                     seed=seed,
                     selection=config.chip,
                     precision=config.eval_precision,
+                    task=task,
                 )
             ],
         )
@@ -88,6 +92,7 @@ def analyse_model(
                     seed=seed,
                     selection=config.chip,
                     precision=config.eval_precision,
+                    task=task,
                 ),
             },
         )

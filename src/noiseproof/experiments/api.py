@@ -141,6 +141,7 @@ def compare(
     resume: bool = False,
     progress: bool = False,
     device: Any = "auto",
+    task: Any = "auto",
     **settings: Any,
 ) -> CompareResults:
     """Train `model` with each method and measure each under noise over simulated chips.
@@ -153,7 +154,10 @@ def compare(
     the logits when the model returns a dict/tuple. out: None keeps everything in memory; a
     folder writes what `noiseproof compare` writes (and `resume` continues it). device:
     'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device
-    (ValueError if it is not there); the trained `.models` live on it. Further keyword
+    (ValueError if it is not there); the trained `.models` live on it. task: what the models
+    are trained and measured for (noiseproof.tasks: 'classification', 'regression',
+    'token_classification', 'language_model', a mapping with settings, or 'auto': inferred
+    from the targets). Further keyword
     `settings` are experiment config keys (e.g. reliability_threshold, attack,
     eval_precision). Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
     """
@@ -173,6 +177,7 @@ def compare(
         **({"train": train} if train is not None else {}),
         **({"chip": chip} if chip is not None else {}),
         "device": check_device_spec(device),
+        "task": task,
         **settings,
     }
     config = ExperimentConfig.parse(raw)

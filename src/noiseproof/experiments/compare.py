@@ -40,11 +40,17 @@ from noiseproof.experiments.grid import (
     shard_expect,
     shard_path,
 )
-from noiseproof.experiments.jobs import model_from_checkpoint
+from noiseproof.experiments.jobs import describe_task, model_from_checkpoint, run_task
 from noiseproof.experiments.plan import Job, TrainJob, plan_grid
 from noiseproof.experiments.records import check_record, read_record
 from noiseproof.experiments.report import write_report
-from noiseproof.experiments.results import summary_rows, text_table, to_csv
+from noiseproof.experiments.results import (
+    primary_metric,
+    summary_rows,
+    table_caption,
+    text_table,
+    to_csv,
+)
 from noiseproof.outputs import locks_output
 from noiseproof.progress import progress_bar
 from noiseproof.training.checkpoints import check_fits, load_checkpoint
@@ -159,16 +165,17 @@ def run_compare(
     started = time.perf_counter()
     data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
     device = resolve_device(config.device)
+    task = run_task(config, data)  # every method can train it, before anything is written
     for path in (pretrained or {}).values():  # a checkpoint must fit the data, before any forward
         state, meta = load_checkpoint(path)
-        check_fits(meta, data.input_shape, data.num_outputs, f"{path}")
+        check_fits(meta, data.input_shape, data.num_outputs, f"{path}", data.vocabulary)
         model_from_checkpoint(state, meta)  # its weights fit its model, before anything is written
     if out is not None:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
     log(
         f"dataset {data.name}: {len(data.y_train)} train / {len(data.y_val)} val / "
         f"{len(data.y_test)} test, input {data.input_shape}, {data.num_outputs} outputs; "
-        f"device {device}; executor {executor.name}"
+        f"task {describe_task(task, config.task, data)}; device {device}; executor {executor.name}"
     )
     if local:  # the jobs of this process use the data already loaded
         remember_data(config, data)
@@ -208,9 +215,8 @@ def run_compare(
     write_report(out, records, trainings, raw, summary)
     write_analyses(out, results.get("attacks", []), results.get("landscapes", []), show or log)
     for noise, header, rows in summary_rows(records):
-        (show or log)(
-            f"\naccuracy under {noise} (%: mean ± std (min) over {config.transfers} transfers)"
-        )
+        name = primary_metric(next(r for r in records if r["noise"] == noise))
+        (show or log)("\n" + table_caption(name, noise, config.transfers))
         (show or log)(text_table(header, rows))
     log(f"\nwrote {out}/results.json, results.csv, report.md, report.html ({wall:.1f} s)")
     return results

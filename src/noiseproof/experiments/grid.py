@@ -23,12 +23,13 @@ from noiseproof.atomic import write_json_atomic
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset
 from noiseproof.devices import resolve_device
-from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.experiments.analyses import analyse_model
 from noiseproof.experiments.jobs import (
     evaluate_chips,
     model_from_checkpoint,
+    run_task,
     summary_record,
     train_and_save,
 )
@@ -36,11 +37,21 @@ from noiseproof.experiments.plan import EvalJob, Job, TrainJob
 from noiseproof.experiments.records import check_record, read_record
 from noiseproof.filenames import safe_name
 from noiseproof.logs import info
+from noiseproof.tasks import Task
 from noiseproof.training.callbacks import make_loggers
 from noiseproof.training.checkpoints import load_checkpoint
 from noiseproof.training.distributed import rank_device
 
-KEPT = ("seed", "history", "best_epoch", "best_val_accuracy", "train_seconds", "finish")
+KEPT = (
+    "seed",
+    "history",
+    "best_epoch",
+    "best_val_accuracy",
+    "val_metric",
+    "best_val",
+    "train_seconds",
+    "finish",
+)
 """What a training's record keeps of its checkpoint's metadata."""
 
 
@@ -94,9 +105,9 @@ def checkpoint_expect(label: str, seed: int) -> dict[str, Any]:
 
 def job_config(raw: dict[str, Any], method: str, noise: str, seed: int) -> dict[str, Any]:
     """The slice of the experiment config that one job used (enough to run it again)."""
-    keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold")
+    keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold", "task")
     return {
-        **{k: raw[k] for k in keep},
+        **{k: raw[k] for k in keep if k in raw},
         "method": next(m for m in raw["methods"] if m.get("label", m["name"]) == method),
         "noise": next(n for n in raw["noise"] if n.get("label", n["name"]) == noise),
         "seed": seed,
@@ -137,6 +148,11 @@ def load_data(config: ExperimentConfig) -> Dataset:
         _DATA.clear()  # one dataset at a time: a worker serves one run
         _DATA[key] = config.dataset.load().to(device)
     return _DATA[key]
+
+
+def load_task(config: ExperimentConfig) -> Task:
+    """The run's task (`jobs.run_task`: the config's, or the one its data's targets say)."""
+    return run_task(config, load_data(config))
 
 
 def remember_data(config: ExperimentConfig, data: Dataset) -> None:
@@ -191,6 +207,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
             writes,
             noise=config.noise[0].model,
             seed=job.seed,
+            task=load_task(config),
             progress=run.progress,
             log=info,
             callbacks=make_loggers(run.loggers, logs) if run.loggers and logs else (),
@@ -199,7 +216,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
     if run.write:  # the analyses are evaluations: rank 0's alone under torchrun
         jobs = out / "jobs" if out is not None else None
         attacks, landscape = analyse_model(
-            config, model, data, job.method, job.seed, jobs, run.resume
+            config, model, data, job.method, job.seed, jobs, run.resume, load_task(config)
         )
     record = {
         "training": {"method": job.method, **{k: meta[k] for k in KEPT if k in meta}},
@@ -212,7 +229,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
 
 def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[str, Any]:
     """Evaluate the job's chips; the full record (a whole job) or a shard record with the
-    per-chip accuracies and per-example counts the merge needs."""
+    per-chip task sums and per-unit counts the merge needs."""
     config, out = run.config, Path(run.out) if run.out is not None else None
     path = None
     if out is not None:
@@ -225,6 +242,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
     model = needed.get("model") or load_model(Path(needed["checkpoint"]), data_device(config))
     entry = next(n for n in config.noise if n.label == job.noise)
     noise = entry.model.with_level(job.level)
+    task = load_task(config)
     started = time.perf_counter()
     result = evaluate_chips(
         model,
@@ -238,9 +256,15 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         batch_size=config.eval_batch_size,
         precision=config.eval_precision,
         analog=config.forward,
+        task=task,
     )
-    clean = clean_accuracy(
-        model, data.x_test, data.y_test, config.eval_batch_size, config.eval_precision
+    clean = clean_metrics(
+        model,
+        data.x_test,
+        data.y_test,
+        task,
+        config.eval_batch_size,
+        precision=config.eval_precision,
     )
     labels = {
         "method_spec": next(m for m in config.methods if m.label == job.method).method.spec(),
@@ -254,7 +278,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             noise,
             noise_label=job.noise,
             seed=job.seed,
-            clean_accuracy=clean,
+            clean=clean,
             threshold=config.reliability_threshold,
             seconds=seconds,
         )
@@ -268,9 +292,10 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             "transfers": job.transfers,
             "first_chip": job.first_chip,
             "chips": job.chips,
-            "chip_accuracy": result.accuracy.tolist(),
+            "chip_sums": result.sums.tolist(),
             "correct_counts": result.correct_counts.tolist(),
-            "clean_accuracy": clean,
+            **({"mask": result.mask.tolist()} if result.mask is not None else {}),
+            "clean": clean,
             "seconds": seconds,
             **labels,
         }
@@ -280,26 +305,25 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
 
 
 def merge_shards(shards: list[dict[str, Any]], run: GridRun) -> dict[str, Any]:
-    """The full record of an evaluation from its shard records (any order): per-chip
-    accuracies concatenated in chip order, per-example counts summed, so the record equals the
-    one the evaluation gives in a single job (but for its 'seconds', the shards' sum)."""
+    """The full record of an evaluation from its shard records (any order): per-chip task
+    sums concatenated in chip order, per-unit counts summed, so the record equals the one the
+    evaluation gives in a single job (but for its 'seconds', the shards' sum)."""
     shards = sorted(shards, key=lambda shard: shard["first_chip"])
     first = shards[0]
-    result = TransferResult(
-        accuracy=torch.tensor([a for s in shards for a in s["chip_accuracy"]], dtype=torch.float64),
-        correct_counts=torch.tensor(
-            [sum(counts) for counts in zip(*(s["correct_counts"] for s in shards), strict=True)],
-            dtype=torch.int64,
-        ),
-    )
     config = run.config
+    result = TransferResult(
+        task=load_task(config),
+        sums=torch.tensor([row for s in shards for row in s["chip_sums"]], dtype=torch.float64),
+        correct_counts=sum(torch.tensor(s["correct_counts"], dtype=torch.int64) for s in shards),
+        mask=torch.tensor(first["mask"], dtype=torch.bool) if "mask" in first else None,
+    )
     noise = next(n for n in config.noise if n.label == first["noise"]).model
     summary = summary_record(
         result,
         noise.with_level(first["level"]),
         noise_label=first["noise"],
         seed=first["seed"],
-        clean_accuracy=first["clean_accuracy"],
+        clean=first["clean"],
         threshold=config.reliability_threshold,
         seconds=sum(s["seconds"] for s in shards),
     )

@@ -20,7 +20,7 @@ from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
 from noiseproof.devices import model_device, resolve_device
 from noiseproof.errors import NoiseproofError
-from noiseproof.evaluation.metrics import accuracy_summary, reliability
+from noiseproof.evaluation.metrics import accuracy_summary, metric_summaries, reliability
 from noiseproof.evaluation.transfers import TransferResult, run_transfers
 from noiseproof.methods import methods
 from noiseproof.methods.base import Method
@@ -29,6 +29,7 @@ from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
 from noiseproof.plugins import used_plugins
 from noiseproof.seeding import derive_seed, generator
+from noiseproof.tasks import AUTO, Task, create_task, infer_task
 from noiseproof.training.checkpoints import save_checkpoint
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import train
@@ -43,6 +44,26 @@ def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         return spec.create(data.input_shape, data.num_outputs)
+
+
+def run_task(config: ExperimentConfig, data: Dataset, announce: bool = False) -> Task:
+    """The task of a run: the config's `task`, or with 'auto' the one its data's targets say
+    (noiseproof.tasks.infer_task; announce: log the inferred task in one line); every method
+    of the config must be able to train it (one line otherwise)."""
+    x = None if data.streamed else data.x_train
+    task = create_task(config.task, y=data.y_train, x=x, announce=announce)
+    for entry in config.methods:
+        entry.method.check_task(task)
+    return task
+
+
+def describe_task(task: Task, spec: Any, data: Dataset) -> str:
+    """The task in a few words for a log line: its name, and why when it was inferred
+    ('regression (inferred from floating-point targets ...; set task to change it)')."""
+    if spec != AUTO:
+        return task.registered_name
+    _, why = infer_task(data.y_train, None if data.streamed else data.x_train)
+    return f"{task.registered_name} (inferred from {why}; set 'task' to change it)"
 
 
 def train_job(
@@ -61,9 +82,11 @@ def train_job(
     callbacks: Sequence[Any] = (),
     device: torch.device | str | None = None,
     analog: AnalogForward | None = None,
+    task: Task | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one model on `device` (None: auto); return it (best-val weights, on that device)
-    and the metadata its checkpoint keeps.
+    """Train one model on `device` (None: auto) for `task` (None: inferred from the data);
+    return it (best-val weights, on that device) and the metadata its checkpoint keeps (the
+    task, the data's vocabulary for a token model).
 
     label: the name results report the method under (default: the method's name);
     dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
@@ -85,6 +108,7 @@ def train_job(
         callbacks=callbacks,
         device=resolve_device(device),
         analog=analog,
+        task=task,
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
@@ -100,9 +124,15 @@ def train_job(
         "seed": seed,
         "history": result.history,
         "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
+        **({"best_val_accuracy": result.best_val} if result.val_metric == "accuracy" else {}),
+        "val_metric": result.val_metric,
+        "best_val": result.best_val,
         "train_seconds": time.perf_counter() - started,
     }
+    if task is not None:
+        meta["task"] = task.spec()
+    if data.vocabulary is not None:
+        meta["vocabulary"] = data.vocabulary
     if finished:
         meta["finish"] = finished
     if used := used_plugins(model_spec, method, noise, selection, dataset=meta["dataset"]):
@@ -118,13 +148,14 @@ def train_and_save(
     *,
     noise: NoiseModel | None,
     seed: int,
+    task: Task,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """`train_job` for one method entry of an experiment config, on its `device`, its
-    checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
-    anywhere) and one line logged (label, seed, best validation accuracy and epoch, time)."""
+    """`train_job` for one method entry of an experiment config, for `task`, on its `device`,
+    its checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
+    anywhere) and one line logged (label, seed, best validation metric and epoch, time)."""
     model, meta = train_job(
         config.model,
         data,
@@ -140,11 +171,15 @@ def train_and_save(
         callbacks=callbacks,
         device=config.device,
         analog=config.forward,
+        task=task,
     )
     if path is not None:
         save_checkpoint(path, model.state_dict(), meta)
+    metric = task.primary
+    best = f"{100 * meta['best_val']:.2f}%" if metric.percent else f"{meta['best_val']:.4g}"
+    shown = "" if metric.name == "accuracy" else f"{metric.name} "
     log(
-        f"trained {entry.label} seed {seed}: best val {100 * meta['best_val_accuracy']:.2f}% "
+        f"trained {entry.label} seed {seed}: best val {shown}{best} "
         f"at epoch {meta['best_epoch']} ({meta['train_seconds']:.1f} s)"
         + (f" -> {path}" if path is not None else "")
     )
@@ -192,8 +227,10 @@ def evaluate_chips(
     progress: bool = False,
     precision: str = "fp32",
     analog: AnalogForward | None = None,
+    task: Task | None = None,
 ) -> TransferResult:
-    """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level.
+    """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level,
+    measured by `task` (None: inferred from the test targets).
 
     The noise stream depends on (seed, noise label, level) and the device only, so every
     method at a level sees the same draws where parameter shapes agree (common random
@@ -215,6 +252,7 @@ def evaluate_chips(
         precision=precision,
         first_chip=first_chip,
         analog=analog,
+        task=task,
     )
 
 
@@ -224,21 +262,30 @@ def summary_record(
     *,
     noise_label: str,
     seed: int,
-    clean_accuracy: float,
+    clean: dict[str, float],
     threshold: float,
     seconds: float,
 ) -> dict[str, Any]:
-    """One evaluation's result record (no labels) from all its chips' outcomes."""
+    """One evaluation's result record (no labels) from all its chips' outcomes: the task, each
+    of its metrics over the chips (`metrics`) and without noise (`clean`); a classifier's
+    record also keeps `accuracy` and `clean_accuracy`."""
+    task = result.task
+    classifier = task.registered_name == "classification"
+    summaries = metric_summaries(result)
     return {
         "noise": noise_label,
         "level": noise.level,
         "seed": seed,
         "transfers": result.transfers,
-        "clean_accuracy": clean_accuracy,
-        "accuracy": accuracy_summary(result.accuracy),
+        **({"clean_accuracy": clean["accuracy"]} if classifier else {}),
+        **({"accuracy": accuracy_summary(result.accuracy)} if classifier else {}),
+        "task": task.spec(),
+        "metrics": summaries,
+        "clean": clean,
         "reliability": reliability(result, threshold),
         "per_example_reliability_histogram": reliability_histogram(
-            result.correct_counts, result.transfers
+            result.correct_counts if result.mask is None else result.correct_counts[result.mask],
+            result.transfers,
         ),
         "noise_spec": noise.spec(),
         "seconds": seconds,

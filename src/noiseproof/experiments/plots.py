@@ -1,4 +1,5 @@
-"""Plots of a compare run: accuracy vs noise level with min-max bands; reliability per method.
+"""Plots of a compare run: the task's primary metric (accuracy, MSE, perplexity...) vs noise
+level with bands over the transfers; reliability per method.
 
 A noise model whose sweep level is a time (`level_field == "t_inference"`, e.g. `pcm`) is
 plotted on a log time axis with ticks 1 s, 1 h, 1 day, 1 month, 1 year; a level of 0 (the chip
@@ -12,7 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from noiseproof.experiments.results import grouped, mean_over_seeds
+from noiseproof.experiments.results import (
+    grouped,
+    is_percent,
+    mean_over_seeds,
+    metric_label,
+    metric_stats,
+    primary_metric,
+)
 from noiseproof.noise.base import noise_models
 from noiseproof.plotting import pyplot, save_figure
 
@@ -72,23 +80,35 @@ def level_axis(axes: Any, noise: str, levels: Sequence[float], time_axis: bool) 
 
 
 def accuracy_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
-    """Mean test accuracy (%) vs level per method, shaded between the worst and best transfer."""
+    """The primary metric's mean (accuracy in %) vs level per method, shaded between the worst
+    and best transfer; perplexity on a log axis."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     place, time_axis = placed_levels(records, noise)
+    name = primary_metric(next(r for r in records if r["noise"] == noise))
+    scale = 100 if is_percent(name) else 1
     for method, by_level in grouped(records)[noise].items():
         levels = sorted(by_level)
-        mean = [100 * mean_over_seeds(by_level[lv], "accuracy", "mean") for lv in levels]
-        low = [100 * min(r["accuracy"]["min"] for r in by_level[lv]) for lv in levels]
-        high = [100 * max(r["accuracy"]["max"] for r in by_level[lv]) for lv in levels]
+        mean = [scale * mean_over_seeds(by_level[lv], name, "mean") for lv in levels]
+        low = [scale * min(metric_stats(r, name)["min"] for r in by_level[lv]) for lv in levels]
+        high = [scale * max(metric_stats(r, name)["max"] for r in by_level[lv]) for lv in levels]
         x = [place[lv] for lv in levels]
         (line,) = axes.plot(x, mean, marker="o", label=method)
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
     level_axis(axes, noise, list(place), time_axis)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Accuracy under {noise} (mean; band = min..max over transfers)")
+    if name == "perplexity":
+        axes.set_yscale("log")
+    shown = name.replace("_", " ")
+    axes.set_ylabel(f"test {metric_label(name)}")
+    axes.set_title(f"{shown.capitalize()} under {noise} (mean; band = min..max over transfers)")
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)
+
+
+def is_token_task(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the records' reliability counts tokens (a sequence task), not examples."""
+    name = records[0].get("task", {}).get("name", "") if records else ""
+    return name in ("language_model", "token_classification")
 
 
 def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
@@ -101,7 +121,8 @@ def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) 
         share = [100 * mean_over_seeds(by_level[lv], "reliability", "share") for lv in levels]
         axes.plot([place[lv] for lv in levels], share, marker="s", label=method)
     level_axis(axes, noise, list(place), time_axis)
-    axes.set_ylabel(f"examples right in >= {threshold:.0%} of transfers (%)")
+    units = "tokens" if is_token_task(records) else "examples"
+    axes.set_ylabel(f"{units} right in >= {threshold:.0%} of transfers (%)")
     axes.set_title(f"Per-example reliability under {noise}")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -129,9 +150,9 @@ def reliability_histogram_plot(records: Sequence[dict[str, Any]], noise: str, pa
             axis.stairs([100 * c / total for c in counts], edges, label=method, linewidth=1.5)
         axis.axvline(threshold, color="grey", linestyle="--", linewidth=1)
         axis.set_title(f"{noise} = {level:g}")
-        axis.set_xlabel("fraction of transfers correct")
+        axis.set_xlabel("fraction of transfers right")
         axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test examples (%)")
+    axes[0][0].set_ylabel(f"test {'tokens' if is_token_task(records) else 'examples'} (%)")
     axes[0][-1].legend()
     figure.tight_layout()
     return save_figure(figure, path)

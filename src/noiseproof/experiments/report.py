@@ -16,7 +16,16 @@ from noiseproof.experiments.plots import (
     reliability_histogram_plot,
     reliability_plot,
 )
-from noiseproof.experiments.results import grouped, markdown_table, mean_over_seeds, summary_rows
+from noiseproof.experiments.results import (
+    cells_note,
+    grouped,
+    markdown_table,
+    mean_over_seeds,
+    metric_label,
+    primary_metric,
+    show,
+    summary_rows,
+)
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("noiseproof.experiments", "templates"),
@@ -48,15 +57,18 @@ def reliability_rows(
 
 
 def training_rows(trainings: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows summarising each trained model: epochs, best epoch, validation, time."""
-    header = ["method", "seed", "epochs", "best epoch", "best val acc (%)", "train time (s)"]
+    """Header and rows summarising each trained model: epochs, best epoch, validation value of
+    the primary metric (accuracy in %), time."""
+    name = trainings[0].get("val_metric", "accuracy") if trainings else "accuracy"
+    shown = "best val acc (%)" if name == "accuracy" else f"best val {metric_label(name)}"
+    header = ["method", "seed", "epochs", "best epoch", shown, "train time (s)"]
     rows = [
         [
             t["method"],
             str(t["seed"]),
             str(len(t["history"])),
             str(t["best_epoch"]),
-            f"{100 * t['best_val_accuracy']:.2f}",
+            show(t.get("best_val", t.get("best_val_accuracy")), name),
             f"{t['train_seconds']:.1f}",
         ]
         for t in trainings
@@ -83,6 +95,9 @@ def write_report(
         tables.append(
             {
                 "noise": noise,
+                "metric": metric_label(
+                    primary_metric(next(r for r in records if r["noise"] == noise))
+                ),
                 "accuracy_header": acc_header,
                 "accuracy_rows": acc_rows,
                 "accuracy_md": markdown_table(acc_header, acc_rows),
@@ -100,6 +115,7 @@ def write_report(
     train_header, train_rows = training_rows(trainings)
     context = {
         "summary": summary,
+        "note": cells_note(records, config["transfers"], config["reliability_threshold"]),
         "tables": tables,
         "transfers": config["transfers"],
         "threshold": config["reliability_threshold"],

@@ -1,4 +1,10 @@
-"""Result records: JSON per job, a flat CSV row per job, and the console summary table."""
+"""Result records: JSON per job, a flat CSV row per job, and the console summary table.
+
+A record names its task and carries each of the task's metrics per chip (`metrics`: mean, std,
+min, max, quantiles, `worst` in the metric's own direction, `higher_is_better`); the first is
+the primary metric, the one tables and plots show. A classifier's record also keeps `accuracy`
+and `clean_accuracy` (records written before tasks existed have only those).
+"""
 
 from __future__ import annotations
 
@@ -22,25 +28,74 @@ CSV_COLUMNS = (
     "best_val_accuracy",
     "train_seconds",
     "eval_seconds",
+    "task",
+    "metric",
+    "higher_is_better",
+    "clean",
+    *(f"metric_{k}" for k in (*STAT_KEYS, "worst")),
+    "best_val",
 )
+"""A classifier fills the accuracy_* columns; every task fills `metric` (its primary metric's
+name) and the metric_* columns with that metric's statistics."""
+
+
+def primary_metric(record: dict[str, Any]) -> str:
+    """The name of the record's primary metric (a record from before tasks: accuracy)."""
+    return next(iter(record["metrics"])) if "metrics" in record else "accuracy"
+
+
+def metric_stats(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """The record's statistics over chips of metric `name`."""
+    return record["metrics"][name] if "metrics" in record else record[name]
+
+
+def clean_value(record: dict[str, Any], name: str) -> float:
+    """The noise-free value of metric `name` of the record's model."""
+    return record["clean"][name] if "clean" in record else record[f"clean_{name}"]
+
+
+def is_percent(name: str) -> bool:
+    """Whether a metric reads in % (accuracies)."""
+    return "accuracy" in name
+
+
+def show(value: float, name: str) -> str:
+    """A value of metric `name` as tables show it: accuracies in % with two decimals, others
+    with four significant digits."""
+    return f"{100 * value:.2f}" if is_percent(name) else f"{value:.4g}"
+
+
+def metric_label(name: str) -> str:
+    """An axis or caption label: 'accuracy (%)', 'perplexity', 'r2'."""
+    return f"{name.replace('_', ' ')}{' (%)' if is_percent(name) else ''}"
 
 
 def flat_row(record: dict[str, Any]) -> dict[str, Any]:
     """One CSV row (the columns in CSV_COLUMNS) from a job record."""
+    name = primary_metric(record)
+    stats = metric_stats(record, name)
+    training = record["training"]
+    classifier = "accuracy" in record
     return {
         "method": record["method"],
         "noise": record["noise"],
         "level": record["level"],
         "seed": record["seed"],
         "transfers": record["transfers"],
-        "clean_accuracy": record["clean_accuracy"],
-        **{f"accuracy_{k}": record["accuracy"][k] for k in STAT_KEYS},
+        "clean_accuracy": record.get("clean_accuracy", ""),
+        **{f"accuracy_{k}": record["accuracy"][k] if classifier else "" for k in STAT_KEYS},
         "reliability_threshold": record["reliability"]["threshold"],
         "reliability_share": record["reliability"]["share"],
-        "best_epoch": record["training"]["best_epoch"],
-        "best_val_accuracy": record["training"]["best_val_accuracy"],
-        "train_seconds": record["training"]["train_seconds"],
+        "best_epoch": training["best_epoch"],
+        "best_val_accuracy": training.get("best_val_accuracy", ""),
+        "train_seconds": training["train_seconds"],
         "eval_seconds": record["seconds"],
+        "task": record.get("task", {}).get("name", "classification"),
+        "metric": name,
+        "higher_is_better": stats.get("higher_is_better", True),
+        "clean": clean_value(record, name),
+        **{f"metric_{k}": stats.get(k, stats["min"]) for k in (*STAT_KEYS, "worst")},
+        "best_val": training.get("best_val", training.get("best_val_accuracy", "")),
     }
 
 
@@ -65,12 +120,17 @@ def grouped(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[float
 
 
 def mean_over_seeds(records: Sequence[dict[str, Any]], key: str, stat: str) -> float:
-    """Mean over seeds of record[key][stat]."""
-    return sum(r[key][stat] for r in records) / len(records)
+    """Mean over seeds of record[key][stat] (key: 'reliability', or a metric's name)."""
+    if key == "reliability":
+        return sum(r[key][stat] for r in records) / len(records)
+    return sum(metric_stats(r, key).get(stat, metric_stats(r, key)["min"]) for r in records) / len(
+        records
+    )
 
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Per noise model: (noise, header, rows) with 'mean ± std (min)' accuracy in % per level.
+    """Per noise model: (noise, header, rows) with 'mean ± std (worst)' of the primary metric
+    per level (accuracy in %; worst: the worst chip, for accuracy its minimum).
 
     With several seeds each cell averages the per-seed statistics.
     """
@@ -81,17 +141,18 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]
         rows = []
         for method, by_level in by_method.items():
             any_level = next(iter(by_level.values()))
-            clean = sum(r["clean_accuracy"] for r in any_level) / len(any_level)
-            cells = [method, f"{100 * clean:.2f}"]
+            name = primary_metric(any_level[0])
+            clean = sum(clean_value(r, name) for r in any_level) / len(any_level)
+            cells = [method, show(clean, name)]
             for level in levels:
                 runs = by_level.get(level)
                 if not runs:
                     cells.append("-")
                     continue
-                mean, std, low = (
-                    100 * mean_over_seeds(runs, "accuracy", s) for s in ("mean", "std", "min")
+                mean, std, worst = (
+                    show(mean_over_seeds(runs, name, s), name) for s in ("mean", "std", "worst")
                 )
-                cells.append(f"{mean:.2f} ± {std:.2f} ({low:.2f})")
+                cells.append(f"{mean} ± {std} ({worst})")
             rows.append(cells)
         tables.append((noise, header, rows))
     return tables
@@ -113,3 +174,35 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def table_caption(name: str, noise: str, transfers: int) -> str:
+    """The line above a summary table: what its cells hold (`summary_rows`)."""
+    if name == "accuracy":
+        return f"accuracy under {noise} (%: mean ± std (min) over {transfers} transfers)"
+    unit = "%: " if is_percent(name) else ""
+    shown = name.replace("_", " ")
+    return f"{shown} under {noise} ({unit}mean ± std (worst chip) over {transfers} transfers)"
+
+
+def cells_note(records: Sequence[dict[str, Any]], transfers: int, threshold: float) -> str:
+    """The report's note on what table cells and reliability mean for the records' task."""
+    name = primary_metric(records[0]) if records else "accuracy"
+    task = records[0].get("task", {}).get("name", "classification") if records else ""
+    if name == "accuracy" and task == "classification":
+        cells = (
+            f"Accuracy cells: mean ± std (min) over {transfers} simulated transfers per level, "
+            "in %."
+        )
+        right = "test examples classified correctly"
+    else:
+        unit = ", in %" if is_percent(name) else ""
+        cells = (
+            f"{name.replace('_', ' ').capitalize()} cells: mean ± std (worst chip) over "
+            f"{transfers} simulated transfers per level{unit}."
+        )
+        units = "tokens" if task in ("language_model", "token_classification") else "examples"
+        right = f"test {units} right" + (
+            " (error within tolerance)" if task == "regression" else ""
+        )
+    return f"{cells}\nReliability: share of {right} in >= {100 * threshold:g}% of transfers."

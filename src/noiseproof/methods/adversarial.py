@@ -27,24 +27,30 @@ from noiseproof.chip import Params, scratch_buffers
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.noise.base import standard_normal
 from noiseproof.physical import limit
-from noiseproof.tasks import log_probs, task_loss
+from noiseproof.tasks import Task, tasks
 
 Divergence = Literal["kl", "mse"]
 
 
-def output_divergence(reference: Tensor, attacked: Tensor, kind: Divergence = "kl") -> Tensor:
+def output_divergence(
+    reference: Tensor,
+    attacked: Tensor,
+    kind: Divergence = "kl",
+    task: Task | None = None,
+    y: Tensor | None = None,
+) -> Tensor:
     """Distance between two networks' outputs on the same batch (Buechel et al. 2022, eq. 3).
 
-    kind="kl": KL(softmax(reference) || softmax(attacked)) averaged over the batch, the paper's
-    robustness loss (a single binary logit z gives the probabilities sigmoid(-z), sigmoid(z)).
+    kind="kl": the task's divergence (noiseproof.tasks; None: classification), for a classifier
+    KL(softmax(reference) || softmax(attacked)) averaged over the batch, the paper's robustness
+    loss (a single binary logit z gives the probabilities sigmoid(-z), sigmoid(z)); per token
+    for a sequence task (over the tokens `y` counts), the MSE of the outputs for regression.
     kind="mse": mean squared difference of the logits (our option; the paper's code offers an
     MSE robustness loss for regression-like outputs).
     """
     if kind == "mse":
         return F.mse_loss(attacked, reference)
-    return F.kl_div(
-        log_probs(attacked), log_probs(reference), log_target=True, reduction="batchmean"
-    )
+    return (task or tasks.create("classification")).divergence(attacked, reference, y)
 
 
 def sign_ascent(
@@ -154,9 +160,9 @@ class Adversarial(Method):
                 )
                 for name, t in params.items()
             }
-            task = task_loss(ctx.forward(noisy, x), y)
+            task = ctx.task.loss(ctx.forward(noisy, x), y)
         else:
-            task = task_loss(clean_logits, y)
+            task = ctx.task.loss(clean_logits, y)
         if self.beta_rob == 0:
             return {"task": task}
         reference = clean_logits.detach()
@@ -164,7 +170,8 @@ class Adversarial(Method):
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
-            return output_divergence(reference, ctx.forward(point, x), self.divergence)
+            attacked = ctx.forward(point, x)
+            return output_divergence(reference, attacked, self.divergence, ctx.task, y)
 
         offset = sign_ascent(
             params,
@@ -177,5 +184,5 @@ class Adversarial(Method):
         )
         attacked = relative_box_point(params, offset, detach_clean=self.detach_attack)
         attacked_logits = ctx.forward({**buffers, **attacked}, x)
-        robust = output_divergence(clean_logits, attacked_logits, self.divergence)
+        robust = output_divergence(clean_logits, attacked_logits, self.divergence, ctx.task, y)
         return {"task": task, "robust": self.beta_rob * robust}

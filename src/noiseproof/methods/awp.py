@@ -13,7 +13,6 @@ from noiseproof.chip import Params, scratch_buffers
 from noiseproof.methods.adversarial import sign_ascent
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.physical import limit
-from noiseproof.tasks import task_loss
 
 
 def layer_l2_ascent(
@@ -78,7 +77,7 @@ class AWP(Method):
         buffers = {**scratch_buffers(ctx.model), **on_chip_buffers}
 
         def objective(point: Params) -> Tensor:
-            return task_loss(ctx.forward(point, x), y)
+            return ctx.task.loss(ctx.forward(point, x), y)
 
         if self.box == "relative":
             offset = sign_ascent(
@@ -97,4 +96,4 @@ class AWP(Method):
             )
             perturbed = {n: limit(n, t.detach() + delta[n]) for n, t in params.items()}
         point = {name: t + (perturbed[name] - t).detach() for name, t in params.items()}
-        return {"task": task_loss(ctx.forward({**on_chip_buffers, **point}, x), y)}
+        return {"task": ctx.task.loss(ctx.forward({**on_chip_buffers, **point}, x), y)}

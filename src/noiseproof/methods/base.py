@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.registry import Registry
+from noiseproof.tasks import Task
 from noiseproof.training.context import StepContext
 
 if TYPE_CHECKING:
@@ -42,6 +43,19 @@ class Method(BaseModel):
     """The `train.precision` values this method can train in (checked with the config)."""
     precision_note: ClassVar[str] = ""
     """Why a precision is missing from `precisions` (shown in the refusal)."""
+    task_names: ClassVar[tuple[str, ...] | None] = None
+    """The tasks this method can train (None: every task, a plugin's included)."""
+    task_note: ClassVar[str] = ""
+    """Why a task is missing from `task_names` (shown in the refusal)."""
+
+    def check_task(self, task: Task) -> None:
+        """ValueError (one line) unless this method can train a model for `task`."""
+        if self.task_names is not None and task.registered_name not in self.task_names:
+            why = f" ({self.task_note})" if self.task_note else ""
+            raise ValueError(
+                f"method '{self.registered_name}' cannot train task "
+                f"'{task.registered_name}'{why}: it trains {', '.join(self.task_names)}"
+            )
 
     def check_precision(self, precision: str) -> None:
         """ValueError (one line) unless this method can train in `precision`."""

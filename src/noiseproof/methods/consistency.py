@@ -41,7 +41,7 @@ from noiseproof.methods.spiking_features import (
     recording,
     spiking_layers,
 )
-from noiseproof.tasks import log_probs, task_loss
+from noiseproof.tasks import Task, tasks
 
 OUTPUT = "output"
 """The `layers` entry naming the network's output (the logits) rather than a submodule."""
@@ -163,7 +163,13 @@ def captured(
             handle.remove()
 
 
-def feature_distance(noisy: Tensor, clean: Tensor, kind: str) -> Tensor:
+def feature_distance(
+    noisy: Tensor,
+    clean: Tensor,
+    kind: str,
+    task: Task | None = None,
+    y: Tensor | None = None,
+) -> Tensor:
     """Distance between two batches of features [B, ...] (means over the batch).
 
     mse: mean over all elements of (noisy - clean)^2 (grows with the features' scale);
@@ -173,8 +179,10 @@ def feature_distance(noisy: Tensor, clean: Tensor, kind: str) -> Tensor:
     variance of the clean feature's channel c (dim 1, as BatchNorm) over the batch and any
     spatial positions (biased, as BatchNorm's batch statistics; [B] counts as one channel);
     cosine: mean over examples of 1 - cos(noisy_i, clean_i) on flattened features;
-    kl: KL(softmax(clean) || softmax(noisy)) on logits, per example summed over classes (a
-    single binary logit z counts as [-z, z]).
+    kl: the task's divergence of the outputs (noiseproof.tasks; None: classification):
+    KL(softmax(clean) || softmax(noisy)) on logits, per example summed over classes (a single
+    binary logit z counts as [-z, z]), per counted token for a sequence task (targets `y`),
+    the MSE of the outputs for regression.
     """
     if kind == "mse":
         return F.mse_loss(noisy, clean)
@@ -189,7 +197,7 @@ def feature_distance(noisy: Tensor, clean: Tensor, kind: str) -> Tensor:
         return ((noisy - clean).square() / (var + CHANNEL_EPS)).mean()
     if kind == "cosine":
         return (1.0 - F.cosine_similarity(noisy.flatten(1), clean.flatten(1), dim=1)).mean()
-    return F.kl_div(log_probs(noisy), log_probs(clean), reduction="batchmean", log_target=True)
+    return (task or tasks.create("classification")).divergence(noisy, clean, y)
 
 
 def layer_features(
@@ -354,7 +362,7 @@ class Consistency(Method):
         if OUTPUT in names:
             noisy[OUTPUT], clean[OUTPUT] = [noisy_out], [clean_out]
         distances = [
-            feature_distance(a, b.detach() if self.detach_clean else b, self.distance)
+            feature_distance(a, b.detach() if self.detach_clean else b, self.distance, ctx.task, y)
             for name in names
             for a, b in zip(noisy[name], clean[name], strict=True)
         ]
@@ -365,4 +373,4 @@ class Consistency(Method):
         else:  # a frozen teacher: the network's own clean forward carries the CE
             task_out = ctx.forward({**scratch_buffers(ctx.model), **ctx.params}, x)
         term = torch.stack(distances).mean()
-        return {"task": task_loss(task_out, y), "consistency": self.lam * term}
+        return {"task": ctx.task.loss(task_out, y), "consistency": self.lam * term}

@@ -10,7 +10,6 @@ from pydantic import Field
 from torch import Tensor
 
 from noiseproof.methods.base import Method, StepContext, methods
-from noiseproof.tasks import task_loss
 
 
 @methods.register("dropout")
@@ -28,7 +27,7 @@ class Dropout(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the forward with dropped activations}."""
-        return {"task": task_loss(ctx.forward(ctx.params, x), y)}
+        return {"task": ctx.task.loss(ctx.forward(ctx.params, x), y)}
 
     @contextlib.contextmanager
     def attached(self, ctx: StepContext) -> Iterator[None]:

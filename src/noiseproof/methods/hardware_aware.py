@@ -45,7 +45,6 @@ from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.noise.base import NoiseModel
 from noiseproof.physical import range_of
-from noiseproof.tasks import task_loss
 from noiseproof.training.distributed import any_rank
 
 
@@ -91,7 +90,7 @@ class HardwareAware(Method):
             else:
                 for name, mask in stuck.items():
                     used[name] = torch.where(mask, chip[name], used[name])
-        out = {"task": task_loss(ctx.forward(used, x), y)}
+        out = {"task": ctx.task.loss(ctx.forward(used, x), y)}
         weights = [name for name in ctx.params if range_of(name) is None]
         if self.regularization == "weight_decay" and self.weight_decay > 0 and weights:
             squares = sum(ctx.params[name].square().sum() for name in weights)

@@ -15,7 +15,6 @@ from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.methods.spectral import SpectralNormEstimator, is_operator_layer
-from noiseproof.tasks import task_loss
 
 
 def regularised_layers(ctx: StepContext, layer_types: tuple[str, ...]) -> dict[str, nn.Module]:
@@ -114,7 +113,7 @@ class Lipschitz(Method):
             noise = training_noise(self.noise, self.noise_level, ctx, "lipschitz")
             params = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
         with self.recording(estimator):
-            task = task_loss(ctx.forward(params, x), y)
+            task = ctx.task.loss(ctx.forward(params, x), y)
         sigmas = torch.stack(list(self.layer_norms(ctx).values()))
         excess = sigmas - self.target
         if self.mode == "above":

@@ -9,7 +9,6 @@ from noiseproof.chip import detached, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.noise.base import NoiseModel
-from noiseproof.tasks import task_loss
 
 
 def training_noise(
@@ -40,4 +39,4 @@ class NoiseInjection(Method):
         """{'task': task loss of the forward through one fresh noisy draw}."""
         noise = training_noise(self.noise, self.level, ctx, "noise_injection")
         noisy = straight_through(ctx.params, noise.sample(detached(ctx.params), ctx.generator))
-        return {"task": task_loss(ctx.forward(noisy, x), y)}
+        return {"task": ctx.task.loss(ctx.forward(noisy, x), y)}

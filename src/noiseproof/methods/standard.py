@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import Tensor
 
 from noiseproof.methods.base import Method, StepContext, methods
-from noiseproof.tasks import task_loss
 
 
 @methods.register("standard")
@@ -14,4 +13,4 @@ class Standard(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': task loss of the clean forward}."""
-        return {"task": task_loss(ctx.forward(ctx.params, x), y)}
+        return {"task": ctx.task.loss(ctx.forward(ctx.params, x), y)}

@@ -23,7 +23,6 @@ from noiseproof.chip import Params, detached, scratch_buffers, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
 from noiseproof.methods.noise_injection import training_noise
 from noiseproof.physical import limit
-from noiseproof.tasks import task_loss
 
 EPS = 1e-12
 
@@ -99,7 +98,7 @@ class WVAT(Method):
         probe = {n: w.requires_grad_(True) for n, w in detached(weights).items()}
         point = {**scratch_buffers(ctx.model), **on_chip_buffers, **probe}
         with torch.enable_grad():
-            loss = task_loss(ctx.forward(point, x), y)
+            loss = ctx.task.loss(ctx.forward(point, x), y)
             grads = torch.autograd.grad(loss, list(probe.values()), allow_unused=True)
         found = dict(zip(probe, grads, strict=True))
         grads_by_name = {
@@ -111,4 +110,4 @@ class WVAT(Method):
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """{'task': CE at w + delta, with the gradient applied to w (weight reverse)}."""
         varied = straight_through(ctx.params, self.variation(ctx, x, y))
-        return {"task": task_loss(ctx.forward(varied, x), y)}
+        return {"task": ctx.task.loss(ctx.forward(varied, x), y)}

@@ -1,4 +1,4 @@
-"""Built-in models (MLP, Buechel CNN, LeNet-5, VGG, ResNets, spiking) and `build_model`."""
+"""Built-in models (MLP, Buechel CNN, LeNet-5, VGG, ResNets, spiking, GPT) and `build_model`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from noiseproof.errors import NoiseproofError
-from noiseproof.models import cnn, mlp, resnet, spiking, vgg  # noqa: F401  (registers the models)
+from noiseproof.models import cnn, gpt, huggingface, mlp, resnet, spiking, vgg  # noqa: F401  (registers the models)
 from noiseproof.models.base import ModelSpec, models
 
 __all__ = ["ModelSpec", "build_model", "models"]

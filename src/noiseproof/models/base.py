@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -21,6 +21,9 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""
+    reads: ClassVar[Literal["features", "tokens"]] = "features"
+    """What the built module reads: real-valued features [B, *input_shape] (images, vectors,
+    sequences of frames) or integer token ids [B, T] (language models, transformers)."""
 
     output: str | int | None = Field(
         None, description="key or index of the logits in a dict/tuple output (None: a tensor)"

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch import Tensor
 
 from noiseproof.atomic import write_atomic
+from noiseproof.data.vocabulary import check_vocabulary
 from noiseproof.errors import NoiseproofError
 from noiseproof.plugins import require_plugins
 
@@ -84,13 +85,22 @@ def check_meta(path: str | Path, meta: Any) -> dict[str, Any]:
 
 
 def check_fits(
-    meta: dict[str, Any], input_shape: tuple[int, ...], num_outputs: int, what: str
+    meta: dict[str, Any],
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    what: str,
+    vocabulary: dict | None = None,
 ) -> None:
-    """NoiseproofError unless a checkpoint's input shape and output count match the data's.
+    """NoiseproofError unless a checkpoint's input shape and output count match the data's,
+    and the tokenizer it was trained with (meta 'vocabulary') is the data's `vocabulary`.
 
     Called before any forward pass, so a mismatch is one line naming both shapes instead of a
     torch shape error deep in evaluation.
     """
+    try:
+        check_vocabulary(meta.get("vocabulary"), vocabulary, what)
+    except ValueError as error:
+        raise NoiseproofError(str(error)) from None
     saved, given = plain(meta["input_shape"]), plain(input_shape)
     if (saved, meta["num_outputs"]) != (given, num_outputs):
         raise NoiseproofError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from noiseproof.chip import forward
 from noiseproof.inputs import Inputs
 from noiseproof.noise.base import NoiseModel
+from noiseproof.tasks import Task, tasks
 
 
 @dataclass
@@ -30,7 +31,9 @@ class StepContext:
     noise: the experiment's noise model (methods may use their own instead);
     generator: the training stream of random draws (every draw must use it);
     wrapper: under torchrun, the DistributedDataParallel module around `model` (None in one
-    process). Names, hooks and buffers are `model`'s; forwards go through `forward`.
+    process). Names, hooks and buffers are `model`'s; forwards go through `forward`;
+    task: what the network is trained for (noiseproof.tasks): every loss term a method makes
+    of the outputs is the task's (`task.loss`, `task.divergence`).
     """
 
     model: nn.Module
@@ -38,6 +41,7 @@ class StepContext:
     noise: NoiseModel | None
     generator: torch.Generator
     wrapper: nn.Module | None = None
+    task: Task = field(default_factory=lambda: tasks.create("classification"))
 
     def forward(self, params: Mapping[str, Tensor] | None, x: Inputs) -> Tensor:
         """`chip.forward(model, params, x)`: the logits with `params` standing in for those

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -17,13 +17,16 @@ from noiseproof.data.base import Dataset
 from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
 from noiseproof.devices import accumulator_dtype, model_device, resolve_device
 from noiseproof.errors import NoiseproofError
-from noiseproof.evaluation.clean import clean_accuracy
+from noiseproof.evaluation.arguments import check_outputs_fit
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import run_transfers
+from noiseproof.evaluation.vectorised import PROBE_EXAMPLES
 from noiseproof.modes import frozen_modules, kept_modes, train_mode
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, grad_scaler
 from noiseproof.progress import Progress, progress_bar
 from noiseproof.seeding import generator
+from noiseproof.tasks import Task, create_task
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.context import Objective, StepContext
@@ -47,19 +50,29 @@ if TYPE_CHECKING:  # the trainer needs only the Objective protocol, never the me
 
 @dataclass
 class TrainResult:
-    """Per-epoch log (mean of each loss term, val accuracy, lr, seconds) and the best epoch.
+    """Per-epoch log (mean of each loss term, the task's validation metrics `val_<metric>`, lr,
+    seconds) and the best epoch.
 
-    best_val_accuracy: the kept epoch's clean validation accuracy, or with `select: noisy` its
-    mean validation accuracy under noise (NaN without a validation split).
+    best_val: the kept epoch's clean validation value of the task's primary metric `val_metric`
+    (accuracy, mse, perplexity...), or with `select: noisy` its mean under noise (NaN without a
+    validation split).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_accuracy: float = float("nan")
+    best_val: float = float("nan")
+    val_metric: str = "accuracy"
+
+    @property
+    def best_val_accuracy(self) -> float:
+        """`best_val` when the primary metric is accuracy (classification), else NaN."""
+        return self.best_val if self.val_metric == "accuracy" else float("nan")
 
 
-SCORED = {"clean": "val_accuracy", "noisy": "val_noisy_accuracy"}
-"""The history column each `select` mode keeps the best epoch of ('last': the latest epoch)."""
+def scored_column(select: str, metric: str) -> str:
+    """The history column `select` keeps the best epoch of: val_<metric> ('clean', and 'last'
+    reports it) or val_noisy_<metric> ('noisy')."""
+    return f"val_noisy_{metric}" if select == "noisy" else f"val_{metric}"
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -97,14 +110,20 @@ def train(
     callbacks: Sequence[Callback] | None = None,
     device: torch.device | str | None = None,
     analog: AnalogForward | None = None,
+    task: Task | str | Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
+
+    task: what the model is trained for (noiseproof.tasks: a Task, a name or a mapping; None
+    infers it from the training targets and inputs, logged in one line): its loss is every
+    method's task term, its primary metric the validation score (higher or lower is better,
+    as the metric says).
 
     Two generators derived from `seed` make every random draw: one shuffles the data, one
     serves the method (noise, dropout masks, attacks). The same call gives the same weights, and
     every method with the same seed sees the same batches in the same order. The weights kept
-    are those of the epoch `config.select` scores best on the validation split (clean accuracy,
-    mean accuracy under the same few noisy chips every epoch, or the last epoch); without a
+    are those of the epoch `config.select` scores best on the validation split (clean metric,
+    mean metric under the same few noisy chips every epoch, or the last epoch); without a
     validation split the last epoch counts as best. Submodules the user froze (in eval mode
     inside a model in train mode) stay in eval mode; every module's mode is as it was on return.
 
@@ -130,6 +149,13 @@ def train(
     rank 0 shows progress and calls `callbacks`.
     """
     check_train_arguments(model, data, method, config, noise, seed)
+    x_probe = None if data.streamed else data.x_train
+    task = task if isinstance(task, Task) else create_task(task, y=data.y_train, x=x_probe)
+    for split in ("train", "val", "test"):
+        if len(getattr(data, f"y_{split}")):
+            task.check_targets(getattr(data, f"y_{split}"), f"data.y_{split}")
+    if hasattr(method, "check_task"):  # a Method says which tasks it can train
+        method.check_task(task)
     if analog is not None and not isinstance(analog, AnalogForward):
         raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
     config = config or TrainConfig()
@@ -145,19 +171,30 @@ def train(
     model.to(device)
     data = data.to(device)  # in-memory splits moved once, not per step
     params = chip_params(model, selection)
+    check_outputs_fit(
+        model,
+        None,
+        data.example(PROBE_EXAMPLES),
+        data.y_train,
+        task,
+        "data.x_train",
+        "data.y_train",
+    )
     ctx = StepContext(
         model=model,
         params=params,
         noise=noise,
         generator=generator(seed, "train", *rank_keys(), device=device),
         wrapper=wrap(model, device) if is_distributed() else None,
+        task=task,
     )
     shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config)
     schedule = make_schedule(optimizer, config)
     scaler = grad_scaler(device, config.precision)
-    result = TrainResult()
+    result = TrainResult(val_metric=task.primary.name)
+    scored = scored_column(config.select, task.primary.name)
     best_state: dict[str, Tensor] | None = None
     best_score = float("-inf")
     bar = progress_bar(
@@ -182,22 +219,24 @@ def train(
                 row = {"epoch": epoch, **sums, "lr": lr}
                 sync_buffers(model)  # under torchrun: rank 0's BatchNorm statistics everywhere
                 if len(data.y_val):
-                    row["val_accuracy"] = clean_accuracy(
-                        model, data.x_val, data.y_val, config.eval_batch_size
+                    measured = clean_metrics(
+                        model, data.x_val, data.y_val, task, config.eval_batch_size
                     )
+                    row |= {f"val_{name}": value for name, value in measured.items()}
                     if config.select == "noisy":
-                        row["val_noisy_accuracy"] = noisy_validation(
-                            model, data, noise, config, selection, seed
+                        row[scored] = noisy_validation(
+                            model, data, noise, config, selection, seed, task
                         )
-                    scored = {k: row[k] for k in SCORED.values() if k in row}
-                    row |= from_main(scored, device)  # every rank keeps rank 0's epoch
+                    validated = {k: v for k, v in row.items() if k.startswith("val_")}
+                    row |= from_main(validated, device)  # every rank keeps rank 0's epoch
                 row["seconds"] = time.perf_counter() - started
                 result.history.append(row)
                 notify(callbacks, "on_epoch_end", epoch, row)
-                reported = row.get(SCORED.get(config.select, "val_accuracy"), float("nan"))
-                score = float(epoch) if config.select == "last" or not len(data.y_val) else reported
+                reported = row.get(scored, float("nan"))
+                signed = reported if task.primary.higher_is_better else -reported
+                score = float(epoch) if config.select == "last" or not len(data.y_val) else signed
                 if best_state is None or score > best_score:
-                    best_score, result.best_epoch, result.best_val_accuracy = score, epoch, reported
+                    best_score, result.best_epoch, result.best_val = score, epoch, reported
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
                 bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
@@ -228,9 +267,11 @@ def noisy_validation(
     config: TrainConfig,
     selection: ChipSelection | None,
     seed: int,
+    task: Task,
 ) -> float:
-    """Mean validation accuracy over `config.select_transfers` chips, the same chips every epoch
-    (a fresh generator from `seed`, on the model's device), at `config.select_level` if set."""
+    """Mean validation value of the task's primary metric over `config.select_transfers` chips,
+    the same chips every epoch (a fresh generator from `seed`, on the model's device), at
+    `config.select_level` if set."""
     level = config.select_level
     chips = run_transfers(
         model,
@@ -241,8 +282,9 @@ def noisy_validation(
         generator(seed, "select", device=model_device(model)),
         selection=selection,
         batch_size=config.eval_batch_size,
+        task=task,
     )
-    return float(chips.accuracy.mean())
+    return float(chips.metrics[task.primary.name].mean())
 
 
 def run_epoch(

@@ -15,7 +15,6 @@ from noiseproof.data.base import Dataset, DatasetSpec, datasets
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.models.base import ModelSpec, models
 from noiseproof.noise.base import PerTensorNoise, noise_models, uniform
-from noiseproof.tasks import task_loss
 
 
 class TwoLayer(nn.Module):
@@ -64,8 +63,8 @@ class CleanAndNoisy(Method):
         """{'task': clean loss, 'noisy': weighted loss through the experiment's noise}."""
         noisy = straight_through(ctx.params, ctx.noise.sample(detached(ctx.params), ctx.generator))
         return {
-            "task": task_loss(forward(ctx.model, ctx.params, x), y),
-            "noisy": self.weight * task_loss(forward(ctx.model, noisy, x), y),
+            "task": ctx.task.loss(forward(ctx.model, ctx.params, x), y),
+            "noisy": self.weight * ctx.task.loss(forward(ctx.model, noisy, x), y),
         }
 
 

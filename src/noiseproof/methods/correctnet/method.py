@@ -49,6 +49,11 @@ class CorrectNet(Method):
 
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
     precision_note: ClassVar[str] = "its inner gradients would underflow in fp16 unscaled"
+    task_names: ClassVar[tuple[str, ...] | None] = ("classification",)
+    task_note: ClassVar[str] = (
+        "its placement search scores accuracy under noise / noise-free accuracy, a classifier's "
+        "ratio, and its compensation follows a classifier's feature maps"
+    )
 
     base: NestedMethod = Field(
         "lipschitz", validate_default=True, description="stage-1 training method"

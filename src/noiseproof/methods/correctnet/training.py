@@ -29,7 +29,7 @@ from noiseproof.methods.base import Method, StepContext
 from noiseproof.methods.correctnet.compensation import Compensated, clean_outputs
 from noiseproof.methods.correctnet.settings import CompensationTraining
 from noiseproof.noise.base import NoiseModel
-from noiseproof.tasks import task_loss
+from noiseproof.tasks import Task, tasks
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.trainer import noisy_validation, train
 
@@ -41,6 +41,7 @@ def compensation_terms(
     y: Tensor,
     loss: str,
     run: Callable[[dict[str, Tensor], Inputs], Tensor] | None = None,
+    task: Task | None = None,
 ) -> dict[str, Tensor]:
     """The compensation objective on one batch through one noisy chip, as named terms.
 
@@ -51,7 +52,8 @@ def compensation_terms(
     maps"). task: CE of the compensated noisy network. both: both terms.
     run: the forward of `model` through a tensor dict (the trainer's `StepContext.forward`,
     which under torchrun goes through the DistributedDataParallel wrapper; default
-    `chip.forward` on `model`).
+    `chip.forward` on `model`); task: whose loss the task term is (None: classification, the
+    one task CorrectNet trains).
     """
     targets = clean_outputs(model.base, model.layers, x) if loss != "task" else {}
     model.record = {}
@@ -60,7 +62,8 @@ def compensation_terms(
         recorded = model.record
     finally:
         model.record = None
-    terms = {} if loss == "features" else {"task": task_loss(logits, y)}
+    task = task or tasks.create("classification")
+    terms = {} if loss == "features" else {"task": task.loss(logits, y)}
     if targets:
         error = logits.new_zeros(())
         for key, target in targets.items():
@@ -81,7 +84,7 @@ class CompensationObjective(Method):
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """`compensation_terms` of the Compensated model through one noisy chip."""
         noisy = ctx.noise.sample(detached(ctx.params), ctx.generator)
-        return compensation_terms(ctx.model, noisy, x, y, self.loss, ctx.forward)
+        return compensation_terms(ctx.model, noisy, x, y, self.loss, ctx.forward, ctx.task)
 
 
 @contextlib.contextmanager
@@ -150,7 +153,9 @@ def train_compensation(
     initial = {k: v.detach().clone() for k, v in model.comp.state_dict().items()}
     floor = float("-inf")
     if validated:
-        floor = noisy_validation(model, view, noise, config, selection, seed)
+        floor = noisy_validation(
+            model, view, noise, config, selection, seed, tasks.create("classification")
+        )
     with frozen_parameters(model.base):
         result = train(
             model,
