@@ -1,5 +1,10 @@
 """Models shaped the way PyTorch users write them, with a tiny dataset each (for contract tests).
 
+Every task is represented: classifiers of many shapes, a regression MLP (one and two outputs), a
+token tagger with padded targets, a built-in `gpt` language model and, where transformers is
+installed, a Hugging Face GPT-2 language model and a GPT-2 sequence classifier built from a
+config (random init, saved nowhere).
+
 Each entry: (name, model factory, dataset factory, chip selection, output key). Shapes covered:
 tied weights, dict and tuple outputs, several positional inputs, keyword inputs (a dict
 batch), BatchNorm statistics on the chip, a recurrent (GRU) layer, a submodule frozen in eval
@@ -10,6 +15,7 @@ with their decay factors and thresholds (buffers or Parameters) on the chip.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -19,6 +25,7 @@ from torch import nn
 
 from noiseproof.chip import ChipSelection, select_output
 from noiseproof.data.base import Dataset
+from noiseproof.models import build_model
 
 CLASSES = 3
 
@@ -209,6 +216,96 @@ def _seeded(cls: type[nn.Module], output: str | int | None = None) -> Callable[[
     return build
 
 
+class Regressor(nn.Module):
+    """6 features -> 8 -> `outputs` real values (a [B] target is read from a [B, 1] output)."""
+
+    def __init__(self, outputs: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, 8)
+        self.head = nn.Linear(8, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.body(x)))
+
+
+class Tagger(nn.Module):
+    """Embedding -> Linear -> a class per token: [B, T] ids to [B, T, CLASSES] logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 8)
+        self.body = nn.Linear(8, 8)
+        self.head = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(self.embed(x))))
+
+
+VOCAB = 11
+"""Token ids of the zoo's sequence data."""
+
+STEPS = 6
+"""Tokens per sequence of the zoo's sequence data."""
+
+
+def regression_data(outputs: int = 1) -> Dataset:
+    """48 examples of 6 features, real targets [N] (outputs 1) or [N, outputs]."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(48, 6, generator=gen)
+    y = torch.tanh(x[:, :outputs] + 0.1 * torch.randn(48, outputs, generator=gen))
+    y = y[:, 0] if outputs == 1 else y
+    return Dataset.from_tensors(x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, name="reg")
+
+
+def token_stream_data() -> Dataset:
+    """Next-token windows of a random token stream: x [N, STEPS], y = x shifted by one."""
+    gen = torch.Generator().manual_seed(5)
+    stream = torch.randint(0, VOCAB, (48 * STEPS + 1,), generator=gen)
+    x = stream[:-1].reshape(48, STEPS)
+    y = stream[1:].reshape(48, STEPS)
+    return Dataset.from_tensors(
+        x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, num_classes=VOCAB, name="stream"
+    )
+
+
+def tagging_data() -> Dataset:
+    """Token sequences with a label per token, the last token of every third one padding."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randint(0, VOCAB, (48, STEPS), generator=gen)
+    y = x % CLASSES
+    y[::3, -1] = -100
+    return Dataset.from_tensors(
+        x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, num_classes=CLASSES, name="tags"
+    )
+
+
+def sequence_classes_data() -> Dataset:
+    """Token sequences with one class per sequence (its token sum modulo CLASSES)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randint(0, VOCAB - 1, (48, STEPS), generator=gen)
+    y = x.sum(dim=1) % CLASSES
+    return Dataset.from_tensors(
+        x[:32], y[:32], x[32:], y[32:], val_fraction=0.25, num_classes=CLASSES, name="seqcls"
+    )
+
+
+def _two_outputs() -> nn.Module:
+    torch.manual_seed(0)
+    return Regressor(2)
+
+
+def _built(spec: dict, outputs: int) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return build_model(spec, (STEPS,), outputs)
+
+    return build
+
+
+TINY_GPT2 = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 8, "n_positions": 8}
+"""A Hugging Face GPT-2 small enough for every contract test."""
+
+
 ZOO = [
     ZooEntry("tied", _seeded(Tied), lambda: flat_data("tied"), ChipSelection()),
     ZooEntry("dict_output", _seeded(DictOut, "logits"), lambda: flat_data("d"), ChipSelection()),
@@ -247,6 +344,36 @@ ZOO = [
         _spiking("RSynaptic", True),
         sequence_data,
         ChipSelection(include=("*.beta", "*.threshold")),
+    ),
+    ZooEntry("regression", _seeded(Regressor), regression_data, ChipSelection()),
+    ZooEntry("regression_2d", _two_outputs, lambda: regression_data(2), ChipSelection()),
+    ZooEntry("token_tagger", _seeded(Tagger), tagging_data, ChipSelection()),
+    ZooEntry(
+        "gpt",
+        _built({"name": "gpt", "n_layer": 1, "n_head": 2, "n_embd": 8, "block_size": 8}, VOCAB),
+        token_stream_data,
+        ChipSelection(),
+    ),
+    *(
+        [
+            ZooEntry(
+                "hf_gpt2_lm",
+                _built({"name": "huggingface", "config": TINY_GPT2}, VOCAB),
+                token_stream_data,
+                ChipSelection(),
+            ),
+            ZooEntry(
+                "hf_gpt2_classifier",
+                _built(
+                    {"name": "huggingface", "config": TINY_GPT2, "head": "sequence_classification"},
+                    CLASSES,
+                ),
+                sequence_classes_data,
+                ChipSelection(),
+            ),
+        ]
+        if importlib.util.find_spec("transformers") is not None
+        else []
     ),
 ]
 """The model zoo every contract test runs over."""

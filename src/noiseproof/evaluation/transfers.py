@@ -160,8 +160,11 @@ def run_transfers(
     x, y = to(x, device), y.to(device)
     probe = check_outputs_fit(model, clean, x, y, task)
     stream = ChipStream(noise, clean, base_seed(generator), device)
-    sums = torch.zeros(transfers, len(task.sum_names), dtype=torch.float64, device=device)
-    units = task.hits(probe, y[: len(probe)]).shape[1:]
+    head = y[: len(probe)]
+    sums = torch.zeros(
+        transfers, task.sums(probe, head).shape[-1], dtype=torch.float64, device=device
+    )
+    units = task.hits(probe, head).shape[1:]
     counts = torch.zeros(len(y), *units, dtype=torch.int64, device=device)
     matrix = torch.empty(transfers, len(y), *units, dtype=torch.bool) if keep_matrix else None
     with (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from torch import Tensor, nn
 
+from noiseproof.errors import NoiseproofError
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.registry import Registry
 from noiseproof.tasks import Task
@@ -49,10 +50,10 @@ class Method(BaseModel):
     """Why a task is missing from `task_names` (shown in the refusal)."""
 
     def check_task(self, task: Task) -> None:
-        """ValueError (one line) unless this method can train a model for `task`."""
+        """NoiseproofError (one line) unless this method can train a model for `task`."""
         if self.task_names is not None and task.registered_name not in self.task_names:
             why = f" ({self.task_note})" if self.task_note else ""
-            raise ValueError(
+            raise NoiseproofError(
                 f"method '{self.registered_name}' cannot train task "
                 f"'{task.registered_name}'{why}: it trains {', '.join(self.task_names)}"
             )

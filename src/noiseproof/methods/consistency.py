@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from noiseproof.chip import (
     ChipSelection,
     Params,
+    chip_params,
     detached,
     hidden_state,
     scratch_buffers,
@@ -65,27 +66,31 @@ CHANNEL_EPS = 1e-5
 def block_names(model: nn.Module) -> list[str]:
     """Names of the model's blocks, in registration order (our definition; the paper has none).
 
-    Starting at the root, containers (nn.Sequential, nn.ModuleList, nn.ModuleDict, and the root
-    module itself) are opened; every other module reached is a candidate block (a ResNet
-    BasicBlock, a Conv2d, a Linear, a ReLU...). A block is a candidate holding weights of a
-    Linear or Conv layer (the default chip selection, whatever the experiment's selection is);
-    the last one is left out because its output is the logits (select those with
-    layers=['output'] or distance='kl'). On an MLP the blocks are the hidden Linear layers; on
-    the CIFAR ResNets, the stem convolution and every BasicBlock.
+    Starting at the root, containers (nn.Sequential, nn.ModuleList, nn.ModuleDict, the root
+    module itself, and a trunk: a module holding an nn.ModuleList, as transformers keep their
+    stack of blocks) are opened; every other module reached is a candidate block (a ResNet
+    BasicBlock, a transformer block, a Conv2d, a Linear, a ReLU...). A block is a candidate
+    holding weights of a Linear or Conv layer (the default chip selection, whatever the
+    experiment's selection is; a tied weight counts wherever it is used); the last one is left
+    out because its output is the logits (select those with layers=['output'] or
+    distance='kl'). On an MLP the blocks are the hidden Linear layers; on the CIFAR ResNets,
+    the stem convolution and every BasicBlock; on a GPT, the blocks of its stack.
     """
-    weights = set(ChipSelection().names(model))
+    weights = {id(t) for t in chip_params(model, ChipSelection()).values()}
     found: list[str] = []
 
-    def holds_weights(prefix: str, module: nn.Module) -> bool:
-        return any(
-            (f"{prefix}.{n}" if prefix else n) in weights for n, _ in module.named_parameters()
-        )
+    def holds_weights(module: nn.Module) -> bool:
+        return any(id(p) in weights for p in module.parameters())
+
+    def is_trunk(module: nn.Module) -> bool:
+        return any(isinstance(child, nn.ModuleList) for child in module.children())
 
     def visit(prefix: str, module: nn.Module, is_root: bool) -> None:
-        if is_root or isinstance(module, CONTAINERS):
+        opened = is_root or isinstance(module, CONTAINERS)
+        if opened or (is_trunk(module) and holds_weights(module)):
             for name, child in module.named_children():
                 visit(f"{prefix}.{name}" if prefix else name, child, False)
-        elif holds_weights(prefix, module):
+        elif holds_weights(module):
             found.append(prefix)
 
     visit("", model, True)

@@ -59,7 +59,8 @@ class Lipschitz(Method):
     )
     iterations: int = Field(1, ge=1, le=100, description="power-iteration steps per step")
     layers: tuple[str, ...] = Field(
-        ("Linear", "Conv1d", "Conv2d", "Conv3d"), description="layer classes regularised"
+        ("Linear", "Conv1D", "Conv1d", "Conv2d", "Conv3d"),
+        description="layer classes regularised (Conv1D: Hugging Face's transposed Linear)",
     )
     noise: OptionalNoise = Field(
         None, description="noise model for noise injection (default: the experiment's)"

@@ -27,19 +27,29 @@ from noiseproof.errors import NoiseproofError
 OPERATOR_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """True for Hugging Face's Conv1D (GPT-2's projections): y = x W + b with W [in, out], a
+    Linear whose weight is stored transposed (recognised by name: transformers not imported)."""
+    weight = getattr(module, "weight", None)
+    return type(module).__name__ == "Conv1D" and isinstance(weight, Tensor) and weight.dim() == 2
+
+
 def is_operator_layer(module: nn.Module) -> bool:
-    """True for the layers whose operator norm we can estimate (Linear, Conv1d/2d/3d)."""
-    return isinstance(module, OPERATOR_LAYERS)
+    """True for the layers whose operator norm we can estimate (Linear, Hugging Face's
+    Conv1D, Conv1d/2d/3d)."""
+    return isinstance(module, OPERATOR_LAYERS) or is_transposed_linear(module)
 
 
 def apply_operator(module: nn.Module, weight: Tensor, u: Tensor) -> Tensor:
     """The linear part A_W u of `module` with `weight` in place of its own (no bias).
 
-    Linear: u @ W^T; convolutions: the layer's own convolution (stride, padding, padding mode,
-    dilation, groups) of u with W.
+    Linear: u @ W^T; Hugging Face's Conv1D: u @ W; convolutions: the layer's own convolution
+    (stride, padding, padding mode, dilation, groups) of u with W.
     """
     if isinstance(module, nn.Linear):
         return F.linear(u, weight)
+    if is_transposed_linear(module):
+        return u @ weight
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
         return module._conv_forward(u, weight, None)
     raise NoiseproofError(
@@ -51,6 +61,8 @@ def input_shape_of(module: nn.Module, observed: tuple[int, ...] | None) -> tuple
     """Per-example input shape of the operator: (in_features,) for Linear, the observed one else."""
     if isinstance(module, nn.Linear):
         return (module.in_features,)
+    if is_transposed_linear(module):
+        return (module.weight.shape[0],)
     if observed is None:
         raise NoiseproofError(
             f"the operator norm of a {type(module).__name__} depends on its input size: "
@@ -86,7 +98,7 @@ class SpectralNormEstimator:
             if not is_operator_layer(module):
                 raise NoiseproofError(
                     f"layer '{name}' is a {type(module).__name__}: "
-                    "operator norms need Linear or Conv1d/2d/3d"
+                    "operator norms need Linear, Conv1D or Conv1d/2d/3d"
                 )
         self.modules = dict(modules)
         self.generator = generator

@@ -62,7 +62,7 @@ class Task(BaseModel):
     metrics: ClassVar[tuple[Metric, ...]] = ()
     """The per-chip metrics, the first being the primary one (tables, validation, selection)."""
     sum_names: ClassVar[tuple[str, ...]] = ()
-    """Names of the per-chip sums, in order (records keep them)."""
+    """Names of the per-chip sums, in order (a task may repeat them per target column)."""
 
     @property
     def primary(self) -> Metric:

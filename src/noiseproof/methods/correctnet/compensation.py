@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from noiseproof.chip import ChipSelection, hidden_state
 from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
-from noiseproof.inputs import Inputs, call_arguments, zeros
+from noiseproof.inputs import Inputs, call_arguments, leaves, rebuild, zeros
 from noiseproof.modes import evaluating
 from noiseproof.seeding import derive_seed
 
@@ -116,14 +116,26 @@ def probe_forward(model: nn.Module, input_shape: Any, handles: Sequence) -> None
     """One no-grad forward of a zero example (noiseproof.inputs.zeros: one tensor, or several
     inputs) in eval mode for the hooks in `handles`, which are removed afterwards; every
     submodule's train/eval mode is restored. A spiking model starts from rest and keeps its
-    own hidden-state buffers (noiseproof.chip.hidden_state)."""
-    args, kwargs = call_arguments(zeros(input_shape, model_device(model)))
+    own hidden-state buffers (noiseproof.chip.hidden_state). A model that embeds token ids
+    (torch refuses float indices) is probed with token id 0 instead of 0.0."""
+    example = zeros(input_shape, model_device(model))
     try:
         with torch.no_grad(), evaluating(model):
-            torch.func.functional_call(model, hidden_state(model), args, kwargs)
+            try:
+                run_probe(model, example)
+            except RuntimeError as error:
+                if "indices" not in str(error):
+                    raise
+                run_probe(model, rebuild(example, [t.long() for t in leaves(example)]))
     finally:
         for handle in handles:
             handle.remove()
+
+
+def run_probe(model: nn.Module, example: Any) -> None:
+    """The forward of `probe_forward` on one example (hidden state from rest)."""
+    args, kwargs = call_arguments(example)
+    torch.func.functional_call(model, hidden_state(model), args, kwargs)
 
 
 def output_shapes(

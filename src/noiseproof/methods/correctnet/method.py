@@ -29,6 +29,7 @@ from noiseproof.methods.correctnet.pipeline import fit_compensation
 from noiseproof.methods.correctnet.search import PlacementEvaluator, search
 from noiseproof.methods.correctnet.settings import CorrectConfig
 from noiseproof.noise.base import NoiseModel
+from noiseproof.tasks import AUTO, create_task
 
 NestedMethod = Annotated[
     Method, BeforeValidator(methods.create), PlainSerializer(lambda method: method.spec())
@@ -97,6 +98,8 @@ class CorrectNet(Method):
         """Stage 2: place and train compensation; (the Compensated model, what was done:
         strategy, layers, noise, overhead in parameters and MACs as % of the model's, training).
         """
+        x = None if data.streamed else data.x_train
+        self.check_task(create_task(AUTO, y=data.y_train, x=x, announce=False))
         chosen = self.noise or noise
         if chosen is None:
             raise NoiseproofError("method 'correctnet' needs a noise model (set 'noise')")
