@@ -23,6 +23,7 @@ from noiseproof.chip import chip_params
 from noiseproof.methods import create_method
 from noiseproof.methods.base import StepContext
 from noiseproof.models import build_model
+from noiseproof.tasks import create_task
 
 METHODS = {
     "standard": "standard",
@@ -52,11 +53,15 @@ def step_timer(method_spec, channels_last: bool, batch: int):
     return timed_step(model, x, y, method_spec, None)
 
 
-def timed_step(model, x, y, method_spec, noise):
-    """A closure running one full training step of `method_spec` on (x, y) (Adam 1e-3, the
-    method's terms summed, as the trainer does); returns its wall time in seconds."""
+def timed_step(model, x, y, method_spec, noise, task=None):
+    """A closure running one full training step of `method_spec` on (x, y) for `task` (default:
+    classification; Adam 1e-3, the method's terms summed, as the trainer does); returns its
+    wall time in seconds."""
     model.train()
-    ctx = StepContext(model, chip_params(model), noise, torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    ctx = StepContext(
+        model, chip_params(model), noise, gen, task=create_task(task or "classification")
+    )
     method = create_method(method_spec)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 

@@ -8,7 +8,7 @@
    them alike. The attack's floor is n_steps + 1 forward/backward passes; ours does n_steps + 2
    (the clean pass and the pass at theta*); the combination one more (the noisy task pass).
 2. Transfers: K simulated chips (relative Gaussian zeta 0.3) over a test set, divided by its
-   floor, K clean passes over the same test set (`predictions`); once with the weights on the
+   floor, K clean passes over the same test set (`clean_metrics`); once with the weights on the
    chip (the default selection), once with the neuron parameters too (tau_mem, tau_adapt,
    threshold, adaptation). Interleaved, best of --repeats rounds.
 
@@ -29,10 +29,11 @@ import torch
 from adversarial_cost import timed_step  # the sibling benchmark's one-step timer
 
 from noiseproof.chip import ChipSelection
-from noiseproof.evaluation.clean import predictions
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.models import build_model
 from noiseproof.noise import create_noise
+from noiseproof.tasks import create_task
 
 LSNN = {"name": "lsnn", "tau_mem": 10, "tau_out": 10, "tau_adapt": 50}
 CASES = {
@@ -93,14 +94,19 @@ def transfers(name: str, repeats: int) -> None:
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(n, *shape, generator=gen)
     y = torch.randint(0, classes, (n,), generator=gen)
-    predictions(model, x[:10], n)  # warm-up
+    task = create_task("classification")
+    clean_metrics(model, x[:10], y[:10], task, n)  # warm-up
 
     def chips(selection):
         return lambda: run_transfers(
             model, NOISE, x, y, k, torch.Generator().manual_seed(0), selection=selection
         )
 
-    fns = [lambda: [predictions(model, x, n) for _ in range(k)], chips(None), chips(NEURONS)]
+    fns = [
+        lambda: [clean_metrics(model, x, y, task, n) for _ in range(k)],
+        chips(None),
+        chips(NEURONS),
+    ]
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):

@@ -1,11 +1,12 @@
 """Cost of Monte Carlo transfers relative to their floor: K noisy passes / K clean passes.
 
-The floor is K clean forward passes over the same test set (`predictions`). run_transfers adds
+The floor is K clean forward passes over the same test set, each measured by the task as a
+chip is (`clean_metrics`). run_transfers adds
 the noise draws and, where the vmapped forward pays, beats the floor (one forward for a chunk
 of chips). Both are timed interleaved in this one run (best of --repeats), so the printed
 ratios do not depend on how busy the machine is between runs. Also printed: the moons time of
 the loop run_transfers used before chip-indexed draws (one `noise.sample` per chip from one
-generator, then `predictions`), and the memory of K=1,000 vs 10,000 chips on the digits MLP.
+generator, then one measured pass), and the memory of K=1,000 vs 10,000 chips on the digits MLP.
 
     OMP_NUM_THREADS=1 python benchmarks/transfers.py [--repeats 3] [--scale 1.0]
 """
@@ -22,14 +23,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from noiseproof.chip import chip_params, detached
 from noiseproof.evaluation.chipstream import ChipStream
-from noiseproof.evaluation.clean import predictions
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.evaluation.vectorised import census, pays, vmap_agrees
 from noiseproof.models import build_model
 from noiseproof.modes import evaluating
 from noiseproof.noise import create_noise
+from noiseproof.tasks import create_task
 
 NOISE = create_noise({"name": "relative_gaussian", "zeta": 0.3})
+TASK = create_task("classification")
 DEVICE = torch.device("cpu")  # --device
 
 
@@ -57,12 +60,8 @@ def old_loop(model, x, y, k: int, batch: int) -> None:
     """run_transfers before chip-indexed draws: one sample per chip from one generator."""
     clean = detached(chip_params(model))
     gen = torch.Generator().manual_seed(0)
-    accuracy = torch.empty(k, dtype=torch.float32 if y.device.type == "mps" else torch.float64)
-    accuracy, counts = accuracy.to(y.device), torch.zeros(len(y), dtype=torch.long).to(y.device)
-    for i in range(k):
-        correct = predictions(model, x, batch, NOISE.sample(clean, gen)) == y
-        accuracy[i] = correct.double().mean()
-        counts += correct
+    for _ in range(k):
+        clean_metrics(model, x, y, TASK, batch, params=NOISE.sample(clean, gen))
 
 
 def draws(clean, k: int) -> None:
@@ -87,9 +86,9 @@ def measure(name, model, x, k, batch, repeats, with_old=False) -> float:
     """Print ms per transfer, ms per clean pass and their ratio; return the ratio."""
     y = torch.randint(0, 2, (len(x),), generator=torch.Generator().manual_seed(1)).to(DEVICE)
     model.eval()
-    predictions(model, x[:batch], batch)  # warm-up
+    clean_metrics(model, x[:batch], y[:batch], TASK, batch)  # warm-up
     fns = [
-        lambda: [predictions(model, x, batch) for _ in range(k)],
+        lambda: [clean_metrics(model, x, y, TASK, batch) for _ in range(k)],
         lambda: run_transfers(
             model, NOISE, x, y, k, torch.Generator().manual_seed(0), batch_size=batch
         ),

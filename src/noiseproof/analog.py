@@ -29,6 +29,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from noiseproof.chip import is_transposed_linear
+
 MVM_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -68,7 +70,7 @@ def quantize(v: Tensor, bits: int, bound: float) -> Tensor:
 
 def _input_scale(module: nn.Module, x: Tensor) -> Tensor:
     """alpha = max|x| per input vector (Linear: last dim; Conv: the whole example), 1 where 0."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
         alpha = x.detach().abs().amax(dim=-1, keepdim=True)
     else:
         alpha = x.detach().abs().flatten(1).amax(dim=1).view(-1, *([1] * (x.dim() - 1)))
@@ -80,16 +82,19 @@ def _bias_view(module: nn.Module, out: Tensor) -> Tensor | None:
     bias = getattr(module, "bias", None)
     if bias is None:
         return None
-    return bias if isinstance(module, nn.Linear) else bias.view(-1, *([1] * (out.dim() - 2)))
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
+        return bias
+    return bias.view(-1, *([1] * (out.dim() - 2)))
 
 
 def mvm_layers(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
-    """The Linear/Conv modules whose `weight` is among the on-chip tensor `names`."""
+    """The Linear/Conv modules (and Hugging Face's Conv1D, a transposed Linear) whose `weight`
+    is among the on-chip tensor `names`."""
     layers = []
     for name in names:
         owner, _, leaf = name.rpartition(".")
         module = model.get_submodule(owner)
-        if leaf == "weight" and isinstance(module, MVM_LAYERS):
+        if leaf == "weight" and (isinstance(module, MVM_LAYERS) or is_transposed_linear(module)):
             layers.append(module)
     return layers
 

@@ -33,6 +33,13 @@ def _kind_matches(leaf: str, kinds: tuple[str, ...]) -> bool:
     return any(leaf == kind or leaf.startswith(f"{kind}_") for kind in kinds)
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """True for Hugging Face's Conv1D (GPT-2's projections): y = x W + b with W [in, out], a
+    Linear whose weight is stored transposed (recognised by name: transformers not imported)."""
+    weight = getattr(module, "weight", None)
+    return type(module).__name__ == "Conv1D" and isinstance(weight, Tensor) and weight.dim() == 2
+
+
 def is_bias(name: str) -> bool:
     """True for a tensor named `bias` or `bias_*` (a recurrent layer's `bias_ih_l0`)."""
     leaf = name.rpartition(".")[2]

@@ -22,16 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from noiseproof.chip import is_transposed_linear
 from noiseproof.errors import NoiseproofError
 
 OPERATOR_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def is_transposed_linear(module: nn.Module) -> bool:
-    """True for Hugging Face's Conv1D (GPT-2's projections): y = x W + b with W [in, out], a
-    Linear whose weight is stored transposed (recognised by name: transformers not imported)."""
-    weight = getattr(module, "weight", None)
-    return type(module).__name__ == "Conv1D" and isinstance(weight, Tensor) and weight.dim() == 2
 
 
 def is_operator_layer(module: nn.Module) -> bool:
