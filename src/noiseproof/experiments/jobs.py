@@ -46,12 +46,12 @@ def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
         return spec.create(data.input_shape, data.num_outputs)
 
 
-def run_task(config: ExperimentConfig, data: Dataset, announce: bool = False) -> Task:
+def run_task(config: ExperimentConfig, data: Dataset) -> Task:
     """The task of a run: the config's `task`, or with 'auto' the one its data's targets say
-    (noiseproof.tasks.infer_task; announce: log the inferred task in one line); every method
-    of the config must be able to train it (one line otherwise)."""
+    (noiseproof.tasks.infer_task; `describe_task` says which in a log line); every method of
+    the config must be able to train it (one line otherwise)."""
     x = None if data.streamed else data.x_train
-    task = create_task(config.task, y=data.y_train, x=x, announce=announce)
+    task = create_task(config.task, y=data.y_train, x=x, announce=False)
     for entry in config.methods:
         entry.method.check_task(task)
     return task

@@ -26,32 +26,15 @@ from noiseproof.registry import Registry
 
 @dataclass(frozen=True)
 class Metric:
-    """One per-chip metric: its name, its direction, how it reads in a table.
-
-    percent: shown x100 with a '%' (accuracies); log_scale: plotted on a log axis (perplexity).
-    """
+    """One per-chip metric: its name, its direction, and whether it reads in % (accuracies)."""
 
     name: str
     higher_is_better: bool
     percent: bool = False
-    log_scale: bool = False
 
     def worst(self, values: Tensor) -> float:
         """The worst chip's value in this metric's own direction (min or max)."""
         return float(values.min() if self.higher_is_better else values.max())
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether `a` is strictly better than `b`."""
-        return a > b if self.higher_is_better else a < b
-
-    def show(self, value: float) -> str:
-        """The value as a table shows it (accuracies in %, two decimals)."""
-        return f"{100 * value:.2f}" if self.percent else f"{value:.4g}"
-
-    @property
-    def label(self) -> str:
-        """Axis and column label: 'accuracy (%)', 'perplexity'."""
-        return f"{self.name.replace('_', ' ')}{' (%)' if self.percent else ''}"
 
 
 class Task(BaseModel):
@@ -68,14 +51,6 @@ class Task(BaseModel):
     def primary(self) -> Metric:
         """The metric that tables show, validation reports and checkpoint selection ranks."""
         return self.metrics[0]
-
-    def metric(self, name: str) -> Metric:
-        """The metric called `name` (ValueError listing this task's metrics)."""
-        for metric in self.metrics:
-            if metric.name == name:
-                return metric
-        known = ", ".join(m.name for m in self.metrics)
-        raise ValueError(f"task {self.registered_name!r} has no metric {name!r} (it has {known})")
 
     @abstractmethod
     def check_targets(self, y: Any, name: str) -> None:

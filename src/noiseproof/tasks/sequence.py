@@ -105,7 +105,7 @@ class LanguageModel(TokenTask):
     token (the share of chips on which a token is the most likely next one)."""
 
     metrics: ClassVar = (
-        Metric("perplexity", higher_is_better=False, log_scale=True),
+        Metric("perplexity", higher_is_better=False),
         Metric("token_accuracy", higher_is_better=True, percent=True),
     )
 
