@@ -6,8 +6,10 @@ validates them and `noiseproof list` can show each parameter with its type and d
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +18,13 @@ from noiseproof import plugins
 from noiseproof.errors import NoiseproofError
 
 T = TypeVar("T", bound=BaseModel)
+
+
+def import_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of `package` (its `__path__`), subpackages included, so that each
+    registers its components: a new file is found without a list to edit."""
+    for module in pkgutil.walk_packages(list(path), prefix=f"{package}."):
+        importlib.import_module(module.name)
 
 
 def describe_validation_error(what: str, error: ValidationError) -> str:

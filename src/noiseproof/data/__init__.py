@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from noiseproof.data import (  # noqa: F401  (registers the datasets)
-    builtin,
-    imagefolder,
-    regression,
-    sequences,
-    text,
-    tokens,
-)
 from noiseproof.data.base import IGNORE_INDEX, Dataset, DatasetSpec, datasets
 from noiseproof.data.vocabulary import check_vocabulary
+from noiseproof.registry import import_modules
+
+import_modules(__name__, __path__)  # every module registers its datasets
 
 __all__ = ["IGNORE_INDEX", "Dataset", "DatasetSpec", "check_vocabulary", "datasets", "load_dataset"]
 

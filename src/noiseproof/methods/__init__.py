@@ -1,18 +1,9 @@
 """Training methods: objectives returning named loss terms, registered by name."""
 
-from noiseproof.methods import (  # noqa: F401  (register)
-    adversarial,
-    awp,
-    consistency,
-    correctnet,
-    dropout,
-    hardware_aware,
-    lipschitz,
-    noise_injection,
-    standard,
-    wvat,
-)
 from noiseproof.methods.base import Method, StepContext, methods
+from noiseproof.registry import import_modules
+
+import_modules(__name__, __path__)  # every module registers its methods
 
 
 def create_method(spec) -> Method:

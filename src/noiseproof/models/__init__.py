@@ -8,8 +8,10 @@ from typing import Any
 from torch import nn
 
 from noiseproof.errors import NoiseproofError
-from noiseproof.models import cnn, gpt, huggingface, mlp, resnet, spiking, vgg  # noqa: F401  (registers the models)
 from noiseproof.models.base import ModelSpec, models
+from noiseproof.registry import import_modules
+
+import_modules(__name__, __path__)  # every module registers its models
 
 __all__ = ["ModelSpec", "build_model", "models"]
 

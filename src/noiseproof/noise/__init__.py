@@ -1,16 +1,9 @@
 """Noise models: one chip's parameter non-idealities, registered by name."""
 
-from noiseproof.noise import (  # noqa: F401  (register)
-    compose,
-    crossbar,
-    faults,
-    gaussian,
-    lognormal,
-    measured,
-    pcm,
-    quantize,
-)
 from noiseproof.noise.base import NoiseModel, PerTensorNoise, noise_models
+from noiseproof.registry import import_modules
+
+import_modules(__name__, __path__)  # every module registers its noise models
 
 
 def create_noise(spec) -> NoiseModel:

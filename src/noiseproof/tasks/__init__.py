@@ -7,13 +7,10 @@ plugin's) with a `@tasks.register(name)` class: it is found by `noiseproof list 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from noiseproof.registry import import_modules
 from noiseproof.tasks.base import Metric, Task, tasks
 from noiseproof.tasks.infer import AUTO, create_task, infer_task
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)  # every module registers its tasks
 
 __all__ = ["AUTO", "Metric", "Task", "create_task", "infer_task", "tasks"]
