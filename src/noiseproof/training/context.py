@@ -55,6 +55,20 @@ class StepContext:
 
 
 @runtime_checkable
+class Restricted(Protocol):
+    """An objective that says what it cannot train (noiseproof.methods.base.Method does): each
+    check raises one line naming what to change."""
+
+    def check_precision(self, precision: str) -> None:
+        """Refuse a `train.precision` the objective cannot train in."""
+        ...
+
+    def check_task(self, task: Task) -> None:
+        """Refuse a task the objective cannot train."""
+        ...
+
+
+@runtime_checkable
 class Objective(Protocol):
     """What the trainer calls on a training method (noiseproof.methods.base.Method)."""
 
