@@ -11,4 +11,5 @@ cd "$(dirname "$0")"
 # IBM aihwkit, only for the test that cross-checks the pcm noise model (its Python part imports
 # beside our torch; without its dependencies, which the venv already has: numpy, scipy, ...).
 .venv/bin/pip install -q -c constraints.txt --no-deps aihwkit==1.1.0
-[ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { apt-get update -qq && apt-get install -y -q jargon-text; } || echo "setup.sh: could not apt-get install jargon-text (the english-text dataset's corpus)" >&2
+# The English corpus of the `english-text` dataset (public-domain prose, Debian's jargon-text).
+[ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { apt-get update -qq && apt-get install -y -q jargon-text; }

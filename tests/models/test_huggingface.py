@@ -9,8 +9,6 @@ import sys
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
 from noiseproof.chip import ChipSelection, chip_params, forward  # noqa: E402
 from noiseproof.errors import NoiseproofError  # noqa: E402
 from noiseproof.models import build_model, models  # noqa: E402

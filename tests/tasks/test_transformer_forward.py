@@ -3,9 +3,6 @@ transformer: the built-in gpt's Linear layers and Hugging Face GPT-2's Conv1D la
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
 import torch
 from torch import nn
 
@@ -31,7 +28,6 @@ def test_every_projection_of_the_gpt_is_an_analog_mvm():
     assert len(layers) == 2 * 4 + 1  # qkv, attention out, MLP in and out per block, the head
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="no transformers")
 def test_every_conv1d_of_hugging_face_gpt2_is_an_analog_mvm():
     torch.manual_seed(0)
     model = build_model({"name": "huggingface", "config": TINY_GPT2}, (6,), VOCAB)

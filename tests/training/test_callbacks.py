@@ -71,7 +71,6 @@ def test_hooks_see_every_epoch_row_in_order():
 
 
 def test_csv_and_tensorboard_loggers_hold_each_epoch(tmp_path):
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     loggers = make_loggers(["csv", "tensorboard"], tmp_path / "logs")
