@@ -64,7 +64,9 @@ def test_registered_with_published_defaults():
     assert (model.g_max, model.t0, model.t_read) == (25.0, 20.0, 250e-9)
     assert model.prog_coeff == (0.26348, 1.9650, -1.1731)
     assert model.prog_coeff_g_max_reference == 25.0
-    assert not model.drift_compensation and model.bias == "digital"
+    assert model.drift_compensation == "none" and model.bias == "digital"
+    assert PCM(drift_compensation=True).drift_compensation == "global"  # earlier configs' flag
+    assert PCM(drift_compensation=False).drift_compensation == "none"
     assert model.conductance_window() == (0.0, 25.0)
     assert PCM(g_max=40.0).conductance_window() == (0.0, 40.0)
     assert noise_models.create(model.spec()) == model
@@ -72,12 +74,13 @@ def test_registered_with_published_defaults():
 
 
 @pytest.mark.parametrize("t_inference", TIMES)
-@pytest.mark.parametrize("compensation", [False, True])
+@pytest.mark.parametrize("compensation", ["none", "global", "per_column"])
 def test_one_chip_equals_the_formulas_with_the_same_draws(t_inference, compensation):
     w = torch.randn(6, 5, generator=gen(3))
     model = PCM(t_inference=t_inference, drift_compensation=compensation)
     out = model.sample({"layer.weight": w}, gen(7))["layer.weight"]
-    expected = ref.chip(w.double().numpy().ravel(), draws(7, w.numel()), t_inference, compensation)
+    flat = w.double().numpy().ravel()
+    expected = ref.chip(flat, draws(7, w.numel()), t_inference, compensation, rows=6)
     assert out.dtype == w.dtype
     np.testing.assert_allclose(out.numpy().ravel(), expected, rtol=1e-5, atol=1e-7)
 
@@ -155,6 +158,41 @@ def test_drift_shrinks_weights_and_compensation_restores_the_output_scale():
         ratios[compensation] = [float((x @ c.T).norm() / clean) for c in chips]
     assert max(ratios[False]) < 0.7  # E nu >= 0.049: factor (1.6e6)^-nu <= 0.5 in a year
     assert np.mean(ratios[True]) == pytest.approx(1.0, abs=0.05)  # 1.018: noise adds to |W|
+
+
+def test_per_column_compensation_restores_every_output_and_takes_a_bias_on_the_chip():
+    """Each output's readout is restored: sum_i |W_t[j, i]| after compensation equals
+    sum_i |W_P[j, i]| of the chip as programmed (t = 0, no read noise, no drift), output by
+    output, with a bias on the chip counted in its output's row."""
+    w, b = torch.randn(8, 5, generator=gen(11)), torch.randn(8, generator=gen(12))
+    params = {"layer.weight": w, "layer.bias": b}
+    quiet = {"read_noise_scale": 0.0, "bias": "chip"}
+    programmed = PCM(drift_scale=0.0, **quiet).sample(params, gen(13))
+    late = PCM(t_inference=YEAR, drift_compensation="per_column", **quiet).sample(params, gen(13))
+    rows = lambda p: p["layer.weight"].abs().sum(1) + p["layer.bias"].abs()  # noqa: E731
+    torch.testing.assert_close(rows(late), rows(programmed), rtol=1e-5, atol=1e-6)
+    drifted = PCM(t_inference=YEAR, drift_compensation="global", **quiet).sample(params, gen(13))
+    assert not torch.allclose(rows(drifted), rows(programmed), rtol=1e-3)  # global: one scale
+
+
+def test_per_column_readout_matches_aihwkit_per_column_drift_compensation():
+    """aihwkit 1.1.0's PerColumnDriftCompensation reads each output's mean |y| over one-hot
+    inputs: our per-output scale is its readout(programmed) / readout(at t)."""
+    from aihwkit.inference.compensation.drift import PerColumnDriftCompensation
+
+    w = torch.randn(7, 9, generator=gen(14))
+    quiet = {"read_noise_scale": 0.0}
+    programmed = PCM(drift_scale=0.0, **quiet).sample({"w": w}, gen(15))["w"]
+    drifted = PCM(t_inference=YEAR, **quiet).sample({"w": w}, gen(15))["w"]
+    ours = PCM(t_inference=YEAR, drift_compensation="per_column", **quiet).sample({"w": w}, gen(15))
+    theirs = PerColumnDriftCompensation()
+    probe = theirs.get_readout_tensor(9).double()
+    alpha = theirs.readout(probe @ programmed.double().T) / theirs.readout(
+        probe @ drifted.double().T
+    )
+    torch.testing.assert_close(
+        ours["w"].double(), drifted.double() * alpha[:, None], rtol=1e-5, atol=1e-7
+    )
 
 
 def test_one_generator_state_is_one_chip_at_every_time():

@@ -61,17 +61,28 @@ def device(g_target, z_prog, z_nu, z_read, t_inference, g_max=G_MAX, t0=T0):
     return g_prog, np.maximum(g_drift + np.abs(g_drift) * sigma * z_read, 0.0)
 
 
-def chip(w: np.ndarray, z: np.ndarray, t_inference: float, compensation: bool = False):
-    """One array of weights (1-D) read at t_inference; z: [3, 2, n] draws (z_prog, z_nu, z_read
-    for G+ and G-). With compensation the result is scaled by sum|W_P| / sum|W_t|."""
+def chip(
+    w: np.ndarray, z: np.ndarray, t_inference: float, compensation: bool | str = False, rows=1
+):
+    """One array of weights (flattened row by row, `rows` outputs) read at t_inference; z:
+    [3, 2, n] draws (z_prog, z_nu, z_read for G+ and G-). Global compensation (True or
+    'global') scales the result by sum|W_P| / sum|W_t|; 'per_column' scales each of the `rows`
+    outputs by the same ratio over its own entries, one output at a time."""
     g_pos, g_neg, scale = pair(w)
     prog_pos, now_pos = device(g_pos, z[0, 0], z[1, 0], z[2, 0], t_inference)
     prog_neg, now_neg = device(g_neg, z[0, 1], z[1, 1], z[2, 1], t_inference)
     now = unpair(now_pos, now_neg, scale)
-    if compensation:
-        reference = np.abs(unpair(prog_pos, prog_neg, scale)).sum()
+    programmed = unpair(prog_pos, prog_neg, scale)
+    if compensation in (True, "global"):
+        reference = np.abs(programmed).sum()
         current = np.abs(now).sum()
         now = now * (reference / current if current > 0 else 1.0)
+    if compensation == "per_column":
+        per_row = len(w) // rows
+        for j in range(rows):
+            part = slice(j * per_row, (j + 1) * per_row)
+            reference, current = np.abs(programmed[part]).sum(), np.abs(now[part]).sum()
+            now[part] = now[part] * (reference / current if current > 0 else 1.0)
     return now
 
 

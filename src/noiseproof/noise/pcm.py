@@ -31,13 +31,19 @@ drifted (factor 1) but carry the read noise of a read at t0 (our continuous read
 aihwkit's `apply_noise` has no t_inference = 0 case). So there is no "time before t0": at
 t_inference = 1 s the drift factor is (21 / 20)^(-nu).
 
-Drift compensation (`drift_compensation`, aihwkit's `GlobalDriftCompensation`): one digital
-output scale per array, alpha = readout(programmed) / readout(at t), where the readout is the
-mean |output| for the one-hot probe inputs (aihwkit 1.1.0's probe is `eye(in_size)`), i.e.
-alpha = sum|W_P| / sum|W_t| over the array's entries (W_P: read back after programming, before
-drift and read noise; alpha = 1 when sum|W_t| = 0). alpha multiplies the array's output;
-since y = alpha (W_t x) + b = (alpha W_t) x + b, applying it to the array's weights (and not to
-a digital bias) gives the same product, which is what this model returns.
+Drift compensation (`drift_compensation`): `global` (aihwkit's `GlobalDriftCompensation`) is
+one digital output scale per array, alpha = readout(programmed) / readout(at t), where the
+readout is the mean |output| for the one-hot probe inputs (aihwkit 1.1.0's probe is
+`eye(in_size)`), i.e. alpha = sum|W_P| / sum|W_t| over the array's entries (W_P: read back
+after programming, before drift and read noise; alpha = 1 when sum|W_t| = 0). `per_column`
+(aihwkit's `PerColumnDriftCompensation`: the same readout, its mean taken per output) is one
+scale per output of the array, alpha_j = sum_i |W_P[j, i]| / sum_i |W_t[j, i]| over the
+entries feeding output j (the rows of a weight's first dimension; a bias on the chip joins its
+output's row; a 1-D tensor on its own has one output per entry). aihwkit clamps each readout
+at 1e-4 (in its normalised units); we take the ratio exactly and alpha = 1 where a readout is
+0. alpha multiplies the output; since y = alpha (W_t x) + b = (alpha W_t) x + b, applying it
+to the array's weights (and not to a digital bias) gives the same product, which is what this
+model returns. `none` (the default) reads the drifted devices as they are.
 
 Arrays: every on-chip tensor is one array with its own max|W| scale and its own compensation
 scale (a weight matrix, and also a 1-D or 0-d tensor put on the chip, e.g. BatchNorm statistics
@@ -83,6 +89,21 @@ G_RELATIVE_FLOOR = 1e-7
 """Smallest G/g_max used in the drift-exponent fit (aihwkit's _ZERO_CLIP)."""
 
 
+def output_index(tensors: list[Tensor], compensation: str, device: torch.device) -> Tensor:
+    """For every entry of the flattened array (tensors concatenated), the output it feeds:
+    all 0 for `global` compensation; for `per_column` its index along the first dimension (a
+    0-d tensor feeds output 0), so a weight [out, ...] and its joined bias [out] share outputs."""
+    parts = []
+    for tensor in tensors:
+        if compensation == "global" or tensor.dim() == 0:
+            parts.append(torch.zeros(tensor.numel(), dtype=torch.long, device=device))
+            continue
+        rows = tensor.shape[0]
+        per_row = tensor.numel() // max(rows, 1)
+        parts.append(torch.arange(rows, device=device).repeat_interleave(per_row))
+    return torch.cat(parts)
+
+
 @noise_models.register("pcm")
 class PCM(NoiseModel):
     """PCM crossbar read at t_inference: programming noise, drift, 1/f noise (Nandakumar 2019).
@@ -117,12 +138,22 @@ class PCM(NoiseModel):
         1.0, ge=0, allow_inf_nan=False, description="scale of the 1/f read noise"
     )
     drift_scale: float = Field(1.0, ge=0, allow_inf_nan=False, description="scale of nu")
-    drift_compensation: bool = Field(
-        False, description="one digital output scale per array (global drift compensation)"
+    drift_compensation: Literal["none", "global", "per_column"] = Field(
+        "none",
+        description="digital output scale per array (global) or per output (per_column); "
+        "true/false read as global/none",
     )
     bias: Literal["digital", "chip"] = Field(
         "digital", description="biases exact (digital) or their layer's extra column (chip)"
     )
+
+    @field_validator("drift_compensation", mode="before")
+    @classmethod
+    def _compensation_flag(cls, value: object) -> object:
+        """true/false, as earlier configs wrote it, mean global/none."""
+        if isinstance(value, bool):
+            return "global" if value else "none"
+        return value
 
     @field_validator("prog_coeff")
     @classmethod
@@ -224,11 +255,14 @@ class PCM(NoiseModel):
         )
         programmed, now = self.devices(self.to_conductance(flat, scale), draws.to(flat.device))
         weights = self.to_weights(now, scale)
-        if self.drift_compensation:
-            reference = self.to_weights(programmed, scale).abs().sum()
-            current = weights.abs().sum()
+        if self.drift_compensation != "none":
+            reference = self.to_weights(programmed, scale).abs()
+            outputs = output_index(tensors, self.drift_compensation, flat.device)
+            size = int(outputs.max()) + 1
+            reference = flat.new_zeros(size).index_add_(0, outputs, reference)
+            current = flat.new_zeros(size).index_add_(0, outputs, weights.abs())
             alpha = torch.where(current > 0, reference / current, torch.ones_like(current))
-            weights = weights * alpha
+            weights = weights * alpha[outputs]
         return list(weights.split([t.numel() for t in tensors]))
 
     @torch.no_grad()
