@@ -192,7 +192,7 @@ def test_model_keeps_its_mode_when_a_forward_fails():
     model, x, y = case("multiclass")
     model.train()
     noise = create_noise("relative_gaussian")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="x: the model cannot run on inputs"):
         run_transfers(model, noise, x[:, :5], y, 2, torch.Generator())  # wrong input width
     assert all(m.training for m in model.modules())
 

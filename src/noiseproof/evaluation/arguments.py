@@ -12,6 +12,7 @@ from noiseproof.chip import forward
 from noiseproof.evaluation.vectorised import PROBE_EXAMPLES
 from noiseproof.inputs import Inputs, check_inputs, count, leaves, take
 from noiseproof.modes import evaluating
+from noiseproof.seeding import global_rng
 from noiseproof.tasks import Task, create_task
 
 
@@ -47,22 +48,49 @@ def check_outputs_fit(
     y_name: str = "y",
 ) -> Tensor:
     """The outputs of one forward on the first examples of `x` (in eval mode), after a
-    ValueError naming the argument when they do not fit the task's targets `y` (shape, ids
-    beyond the outputs) or the model cannot read `x` (token ids beyond its embedding), instead
-    of a deep torch error."""
+    ValueError/TypeError naming the argument when they do not fit the task's targets `y`
+    (shape, ids beyond the outputs) or the model cannot read `x` (token ids beyond its
+    embedding, a feature size or dtype its layers refuse, inputs its forward does not take),
+    instead of a deep torch error. The probe runs in a fork of the global random state
+    (noiseproof.seeding.global_rng): a model drawing in its forward moves nobody's stream."""
     probe = take(x, slice(0, PROBE_EXAMPLES))
     try:
-        with evaluating(model):
+        with evaluating(model), global_rng(0, "probe", device=leaves(probe)[0].device):
             outputs = forward(model, params, probe)
     except IndexError as error:
         ints = [t for t in leaves(x) if not t.is_floating_point()]
         largest = f" (largest id {max(int(t.max()) for t in ints)})" if ints else ""
         raise ValueError(
             f"{x_name}: the model cannot read these inputs{largest}: "
-            f"{str(error).splitlines()[0]} (token ids beyond its vocabulary?)"
+            f"{first_line(error)} (token ids beyond its vocabulary?)"
         ) from None
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, TypeError) as error:  # a shape, dtype or signature the model refuses
+        kind = ValueError if isinstance(error, RuntimeError) else TypeError
+        raise kind(
+            f"{x_name}: the model cannot run on inputs {described(probe)} (its first "
+            f"{count(probe)} examples): {first_line(error)}"
+        ) from error
     task.check_outputs(outputs, y, y_name)
     return outputs
+
+
+def described(x: Inputs) -> str:
+    """The shapes and dtypes of a batch of inputs, for an error message: '[8, 5] float32', or
+    a tuple '([8, 5] float32, [8] int64)' or dict "{'ids': [8, 16] int64}" of them."""
+    parts = [f"{list(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in leaves(x)]
+    if isinstance(x, Tensor):
+        return parts[0]
+    if isinstance(x, Mapping):
+        return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(x, parts, strict=True)) + "}"
+    return "(" + ", ".join(parts) + ")"
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's can run to many lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def check_generator(generator: Any) -> torch.Generator:

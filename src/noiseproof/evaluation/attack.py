@@ -42,6 +42,7 @@ from noiseproof.noise.gaussian import RelativeGaussian
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
+from noiseproof.seeding import global_rng
 from noiseproof.tasks import Task, tasks
 
 
@@ -178,7 +179,9 @@ def targeted_attack(
     metric M: accuracy, mse, perplexity...), clean_<m> and attacked_<m> for every metric m of
     the task, clean_loss, attacked_loss (mean task loss on the evaluation set), random_<M>
     (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
-    Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta). The
+    Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta); a model
+    drawing from the global state (torch.rand in forward) runs in a fork of it seeded from
+    (seed, 'attack') and left as it was (noiseproof.seeding.global_rng). The
     attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
     Runs on the model's device: (x, y) moved there once, generators made there; forwards under
     `precision` (fp32, bf16, fp16) autocast.
@@ -194,60 +197,61 @@ def targeted_attack(
     weights, on_chip_buffers = attack_split(model, clean)
     n = len(y) if config.examples is None else min(config.examples, len(y))
     check_outputs_fit(model, clean, x, y, task)
-    measured = clean_metrics(model, x, y, task, config.batch_size, clean, precision)
-    metric = task.primary
-    records = []
-    for zeta in config.zetas:
-        started = time.perf_counter()
-        point = on_chip_buffers | attack_parameters(
-            model,
-            weights,
-            take(x, slice(0, n)),
-            y[:n],
-            zeta,
-            make_generator(seed, "attack", zeta, device=device),
-            n_steps=config.n_steps,
-            initial_std=config.initial_std,
-            batch_size=config.batch_size,
-            precision=precision,
-            task=task,
-        )
-        attacked = clean_metrics(model, x, y, task, config.batch_size, point, precision)
-        random = run_transfers(
-            model,
-            RelativeGaussian(zeta=zeta),
-            x,
-            y,
-            config.transfers,
-            make_generator(seed, "attack-random", zeta, device=device),
-            params=clean,
-            batch_size=config.batch_size,
-            precision=precision,
-            task=task,
-        )
-        with torch.no_grad(), evaluating(model):
-            clean_loss, _ = mean_task_loss(
-                model, clean, x, y, config.batch_size, precision=precision, task=task
+    with global_rng(seed, "attack", device=device):  # the user's own draws, if any
+        measured = clean_metrics(model, x, y, task, config.batch_size, clean, precision)
+        metric = task.primary
+        records = []
+        for zeta in config.zetas:
+            started = time.perf_counter()
+            point = on_chip_buffers | attack_parameters(
+                model,
+                weights,
+                take(x, slice(0, n)),
+                y[:n],
+                zeta,
+                make_generator(seed, "attack", zeta, device=device),
+                n_steps=config.n_steps,
+                initial_std=config.initial_std,
+                batch_size=config.batch_size,
+                precision=precision,
+                task=task,
             )
-            attacked_loss, _ = mean_task_loss(
-                model, point, x, y, config.batch_size, precision=precision, task=task
+            attacked = clean_metrics(model, x, y, task, config.batch_size, point, precision)
+            random = run_transfers(
+                model,
+                RelativeGaussian(zeta=zeta),
+                x,
+                y,
+                config.transfers,
+                make_generator(seed, "attack-random", zeta, device=device),
+                params=clean,
+                batch_size=config.batch_size,
+                precision=precision,
+                task=task,
             )
-        records.append(
-            {
-                "zeta": zeta,
-                "n_steps": config.n_steps,
-                "examples": n,
-                "metric": metric.name,
-                **{f"clean_{name}": value for name, value in measured.items()},
-                **{f"attacked_{name}": value for name, value in attacked.items()},
-                "clean_loss": float(clean_loss),
-                "attacked_loss": float(attacked_loss),
-                "random_transfers": config.transfers,
-                f"random_{metric.name}": accuracy_summary(random.metrics[metric.name]),
-                "seconds": time.perf_counter() - started,
-            }
-        )
-    return records
+            with torch.no_grad(), evaluating(model):
+                clean_loss, _ = mean_task_loss(
+                    model, clean, x, y, config.batch_size, precision=precision, task=task
+                )
+                attacked_loss, _ = mean_task_loss(
+                    model, point, x, y, config.batch_size, precision=precision, task=task
+                )
+            records.append(
+                {
+                    "zeta": zeta,
+                    "n_steps": config.n_steps,
+                    "examples": n,
+                    "metric": metric.name,
+                    **{f"clean_{name}": value for name, value in measured.items()},
+                    **{f"attacked_{name}": value for name, value in attacked.items()},
+                    "clean_loss": float(clean_loss),
+                    "attacked_loss": float(attacked_loss),
+                    "random_transfers": config.transfers,
+                    f"random_{metric.name}": accuracy_summary(random.metrics[metric.name]),
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+        return records
 
 
 def attack_plot(records: list[dict[str, Any]], path: str | Path) -> Path:

@@ -31,6 +31,7 @@ from noiseproof.physical import limit_all
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
 from noiseproof.seeding import generator as make_generator
+from noiseproof.seeding import global_rng
 from noiseproof.tasks import Task, tasks
 
 
@@ -122,10 +123,12 @@ def loss_landscape(
     """Loss and the task's primary metric M (classification: accuracy; task None: inferred
     from y) at theta + alpha * v for every alpha and direction, plus flatness.
 
-    Returns {'alphas': [A], 'loss': [R][A], 'metric': M, M: [R][A], 'flatness': float,
-    'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_<M>'}.
+    Returns `{'alphas': [A], 'loss': [R][A], 'metric': M, M: [R][A], 'flatness': float,
+    'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_<M>'}`.
     Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
-    evaluated with the same seed sees the same normal draws where shapes agree. Runs on the
+    evaluated with the same seed sees the same normal draws where shapes agree; a model drawing
+    from the global state (torch.rand in forward) runs in a fork of it seeded from (seed,
+    'landscape') and left as it was (noiseproof.seeding.global_rng). Runs on the
     model's device (data moved once, directions drawn there) under `precision` autocast.
     Neuron parameters at each point are kept in their physical range (noiseproof.physical;
     weights are not bounded).
@@ -143,17 +146,18 @@ def loss_landscape(
     name = task.primary.name
     alphas = config.grid()
     losses, accuracies = [], []
-    for repeat in range(config.repeats):
-        gen = make_generator(seed, "landscape", repeat, device=device)
-        v = random_direction(theta, config.scale, gen)
-        row_loss, row_acc = [], []
-        for alpha in alphas:
-            point = limit_all({name: t + alpha * v[name] for name, t in theta.items()})
-            loss, acc = loss_and_metric(model, point, x, y, config.batch_size, precision, task)
-            row_loss.append(loss)
-            row_acc.append(acc)
-        losses.append(row_loss)
-        accuracies.append(row_acc)
+    with global_rng(seed, "landscape", device=device):  # the user's own draws, if any
+        for repeat in range(config.repeats):
+            gen = make_generator(seed, "landscape", repeat, device=device)
+            v = random_direction(theta, config.scale, gen)
+            row_loss, row_acc = [], []
+            for alpha in alphas:
+                point = limit_all({name: t + alpha * v[name] for name, t in theta.items()})
+                loss, acc = loss_and_metric(model, point, x, y, config.batch_size, precision, task)
+                row_loss.append(loss)
+                row_acc.append(acc)
+            losses.append(row_loss)
+            accuracies.append(row_acc)
     centre = alphas.index(0.0)
     a = config.flatness_alpha
     plus, minus = alphas.index(a), alphas.index(-a)

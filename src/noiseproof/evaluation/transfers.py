@@ -45,7 +45,7 @@ from noiseproof.modes import evaluating
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
 from noiseproof.progress import progress_bar
-from noiseproof.seeding import derive_seed
+from noiseproof.seeding import derive_seed, global_rng, seed_global
 from noiseproof.tasks import Task
 
 MEMORY_BUDGET = 256 * 2**20
@@ -121,6 +121,10 @@ def run_transfers(
     Each transfer draws its noise once (frozen for the whole test set). `generator`, an
     explicit torch.Generator (required: nothing is drawn from the global random state), gives
     one base seed (it moves on by one draw); chip k's noise depends on that seed and k only.
+    A model that draws from the global state in its forward (torch.rand, numpy, `random`)
+    runs in a fork of it (noiseproof.seeding.global_rng) seeded from the base seed, reseeded
+    from (base seed, k) before chip k (such a model is never vmapped): its chips too depend
+    on the generator and k only, and the caller's global state is as it was afterwards.
     first_chip: evaluate chips [first_chip, first_chip + transfers) of the run the generator
     defines: a worker gets exactly the per-chip accuracies the whole run gives those chips.
     chunk_size: chips evaluated together (default: a vmapped chunk within MEMORY_BUDGET,
@@ -168,6 +172,7 @@ def run_transfers(
     counts = torch.zeros(len(y), *units, dtype=torch.int64, device=device)
     matrix = torch.empty(transfers, len(y), *units, dtype=torch.bool) if keep_matrix else None
     with (
+        global_rng(stream.seed, "transfers", device=device),  # the user's own draws, if any
         torch.no_grad(),
         evaluating(model),
         autocast(device, precision),
@@ -188,6 +193,7 @@ def run_transfers(
             else:
                 for k in range(start, stop):
                     chip = stream.chip(first_chip + k)
+                    seed_global(derive_seed(stream.seed, "global", first_chip + k), device)
                     if analog is None:
                         sums[k], hits = outcomes(model, chip, x, y, batch_size, task)
                     else:

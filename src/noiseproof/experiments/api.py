@@ -20,9 +20,13 @@ from torch.utils.data import Dataset as TorchDataset
 from noiseproof.chip import ChipSelection
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset, DatasetSpec
-from noiseproof.devices import check_device_spec, resolve_device
+from noiseproof.devices import check_device_spec, model_device, resolve_device
+from noiseproof.evaluation.arguments import check_outputs_fit
+from noiseproof.evaluation.vectorised import PROBE_EXAMPLES
 from noiseproof.experiments.compare import run_compare
+from noiseproof.experiments.jobs import build_seeded, run_task
 from noiseproof.experiments.results import flat_row, summary_rows, text_table
+from noiseproof.inputs import to
 from noiseproof.models.base import ModelSpec
 from noiseproof.training.config import TrainConfig
 
@@ -125,6 +129,19 @@ def _listed(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
+def check_model_fits(config: ExperimentConfig) -> None:
+    """ValueError/TypeError naming data.x_train or data.y_train when the model cannot run on
+    the training inputs or its outputs do not fit the task's targets (feature size, dtype,
+    labels beyond the outputs: noiseproof.evaluation.arguments.check_outputs_fit), before any
+    work: the model the first (method, seed) training starts from (`build_seeded`: a copy of
+    the module, or the function's under its derived seed) probed on the first examples."""
+    data = config.dataset.load()
+    task = run_task(config, data)
+    model = build_seeded(config.model, data, config.seeds[0])
+    example = to(data.example(PROBE_EXAMPLES), model_device(model))
+    check_outputs_fit(model, None, example, data.y_train, task, "data.x_train", "data.y_train")
+
+
 def compare(
     model: nn.Module | Callable[[], nn.Module],
     data: Any,
@@ -147,7 +164,8 @@ def compare(
     """Train `model` with each method and measure each under noise over simulated chips.
 
     model: an nn.Module (every (method, seed) trains a deep copy: all start from its weights)
-    or a function returning a fresh one (called per (method, seed) under a derived seed).
+    or a function returning a fresh one (called per (method, seed) under a derived seed, and
+    once before, for `check_model_fits`).
     data: see `as_dataset`. methods / noise: names, {'name': ..., **params} mappings or built
     components, one or several ('label' keys rename them). levels: the sweep. train: a
     TrainConfig or its fields. chip: which tensors are on the chip. output: the key/index of
@@ -160,6 +178,9 @@ def compare(
     from the targets). Further keyword
     `settings` are experiment config keys (e.g. reliability_threshold, attack,
     eval_precision). Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
+    A model that cannot run on the data, or whose outputs do not fit its targets, is refused
+    before any training or writing (`check_model_fits`: ValueError naming data.x_train or
+    data.y_train).
     """
     resolve_device(device, "device")
     if not isinstance(model, nn.Module) and not callable(model):
@@ -181,6 +202,7 @@ def compare(
         **settings,
     }
     config = ExperimentConfig.parse(raw)
+    check_model_fits(config)
     models: dict[tuple[str, int], nn.Module] = {}
     results = run_compare(
         config,

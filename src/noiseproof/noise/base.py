@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 from abc import abstractmethod
-from collections.abc import Callable
-from typing import ClassVar, Self
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Self
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -16,14 +16,42 @@ from noiseproof.physical import limit_all
 from noiseproof.registry import Registry, validated
 
 
+def check_sample_arguments(params: Any, generator: Any) -> None:
+    """TypeError naming the argument of `NoiseModel.sample` that is not what it takes: `params`
+    a mapping of parameter names (str) to floating-point tensors, `generator` a
+    torch.Generator (every draw takes an explicit one, never the global random state)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            "params must be a mapping of parameter name -> floating-point tensor (e.g. "
+            f"noiseproof.chip.chip_params(model)), got {type(params).__name__}"
+        )
+    for name, tensor in params.items():
+        if not isinstance(name, str):
+            raise TypeError(f"params: key {name!r} is not a parameter name (a str)")
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"params[{name!r}] must be a tensor, got {type(tensor).__name__}")
+        if not tensor.is_floating_point():
+            raise TypeError(
+                f"params[{name!r}] must be a floating-point tensor, got {tensor.dtype} "
+                "(integer buffers cannot carry analog noise: keep them off the chip)"
+            )
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            "generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
+            f"got {type(generator).__name__}: draws never come from the global random state"
+        )
+
+
 def _physical(draw: Callable, faults: bool) -> Callable:
-    """`draw` with its perturbed tensors passed through noiseproof.physical.limit_all (the
-    fault masks, with `faults`, as they are). Idempotent: a wrapped draw is returned as is."""
+    """`draw` with its arguments checked first (`check_sample_arguments`) and its perturbed
+    tensors passed through noiseproof.physical.limit_all (the fault masks, with `faults`, as
+    they are). Idempotent: a wrapped draw is returned as is."""
     if getattr(draw, "_physical", False):
         return draw
 
     @functools.wraps(draw)
     def kept(self: NoiseModel, params: Params, generator: torch.Generator):  # noqa: ANN202
+        check_sample_arguments(params, generator)
         out = draw(self, params, generator)
         return (limit_all(out[0]), out[1]) if faults else limit_all(out)
 
@@ -37,7 +65,8 @@ class NoiseModel(BaseModel):
     Subclasses declare their parameters as pydantic fields (validated at construction) and name
     the one a sweep varies in `level_field`. Most effects act per tensor and derive from
     `PerTensorNoise`; effects that couple tensors (crossbar biases, chains) implement `sample`.
-    Every subclass's `sample` and `sample_with_faults` return values kept physical
+    Every subclass's `sample` and `sample_with_faults` check their arguments (one TypeError
+    naming `params` or `generator`) and return values kept physical
     (noiseproof.physical.limit_all: a neuron parameter clamped into its range, weights
     untouched), built-in and plugin models alike, without the subclass doing anything.
     """

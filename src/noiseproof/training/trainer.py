@@ -25,11 +25,11 @@ from noiseproof.modes import frozen_modules, kept_modes, train_mode
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, grad_scaler
 from noiseproof.progress import Progress, progress_bar
-from noiseproof.seeding import generator
+from noiseproof.seeding import generator, global_rng
 from noiseproof.tasks import Task, create_task
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
-from noiseproof.training.context import Objective, StepContext
+from noiseproof.training.context import Objective, Restricted, StepContext
 from noiseproof.training.distributed import (
     check_divisible,
     forwards_with_grad,
@@ -121,10 +121,14 @@ def train(
 
     Two generators derived from `seed` make every random draw: one shuffles the data, one
     serves the method (noise, dropout masks, attacks). The same call gives the same weights, and
-    every method with the same seed sees the same batches in the same order. The weights kept
-    are those of the epoch `config.select` scores best on the validation split (clean metric,
-    mean metric under the same few noisy chips every epoch, or the last epoch); without a
-    validation split the last epoch counts as best. Submodules the user froze (in eval mode
+    every method with the same seed sees the same batches in the same order. The model's own
+    draws from the global state (an nn.Dropout of its own, torch.rand in forward, numpy or
+    `random`) come from a fork of it seeded from (seed, rank) (noiseproof.seeding.global_rng):
+    the same seed gives the same weights for such a model too, and the caller's global state
+    is as it was after the call. The weights kept are those of the epoch `config.select`
+    scores best on the validation split (clean metric, mean metric under the same few noisy
+    chips every epoch, or the last epoch); without a validation split the last epoch counts
+    as best. Submodules the user froze (in eval mode
     inside a model in train mode) stay in eval mode; every module's mode is as it was on return.
 
     progress: a bar on a terminal, periodic log lines otherwise (noiseproof.progress);
@@ -154,7 +158,7 @@ def train(
     for split in ("train", "val", "test"):
         if len(getattr(data, f"y_{split}")):
             task.check_targets(getattr(data, f"y_{split}"), f"data.y_{split}")
-    if hasattr(method, "check_task"):  # a Method says which tasks it can train
+    if isinstance(method, Restricted):  # a Method says which tasks and precisions it trains
         method.check_task(task)
     if analog is not None and not isinstance(analog, AnalogForward):
         raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
@@ -164,7 +168,7 @@ def train(
     check_divisible(config.batch_size, "batch_size")
     if config.select == "noisy" and noise is None:
         raise NoiseproofError("train.select 'noisy' needs a noise model")
-    if hasattr(method, "check_precision"):  # a Method says which precisions it can train in
+    if isinstance(method, Restricted):
         method.check_precision(config.precision)
     device = model_device(model) if device is None else resolve_device(device, "device")
     device = rank_device(device)  # under torchrun: cuda:LOCAL_RANK
@@ -180,71 +184,83 @@ def train(
         "data.x_train",
         "data.y_train",
     )
-    ctx = StepContext(
-        model=model,
-        params=params,
-        noise=noise,
-        generator=generator(seed, "train", *rank_keys(), device=device),
-        wrapper=wrap(model, device) if is_distributed() else None,
-        task=task,
-    )
-    shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(trainable, config)
-    schedule = make_schedule(optimizer, config)
-    scaler = grad_scaler(device, config.precision)
-    result = TrainResult(val_metric=task.primary.name)
-    scored = scored_column(config.select, task.primary.name)
-    best_state: dict[str, Tensor] | None = None
-    best_score = float("-inf")
-    bar = progress_bar(
-        config.epochs
-        * steps_per_epoch(data, config.batch_size, config.steps_per_epoch, share()[1]),
-        f"train {method.registered_name}",
-        enabled=progress,
-    )
-    notify(callbacks, "on_train_begin", model, config)
-    frozen = frozen_modules(model)
-    try:
-        with kept_modes(model), method.attached(ctx):
-            for epoch in range(1, config.epochs + 1):
-                started = time.perf_counter()
-                train_mode(model, frozen)
-                with analog_effects(model, params, analog, ctx.generator):
-                    sums = run_epoch(
-                        model, data, method, ctx, optimizer, config, shuffle, bar, scaler, device
-                    )
-                lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
-                schedule.step()
-                row = {"epoch": epoch, **sums, "lr": lr}
-                sync_buffers(model)  # under torchrun: rank 0's BatchNorm statistics everywhere
-                if len(data.y_val):
-                    measured = clean_metrics(
-                        model, data.x_val, data.y_val, task, config.eval_batch_size
-                    )
-                    row |= {f"val_{name}": value for name, value in measured.items()}
-                    if config.select == "noisy":
-                        row[scored] = noisy_validation(
-                            model, data, noise, config, selection, seed, task
+    with global_rng(seed, "train", *rank_keys(), device=device):  # the user's own draws
+        ctx = StepContext(
+            model=model,
+            params=params,
+            noise=noise,
+            generator=generator(seed, "train", *rank_keys(), device=device),
+            wrapper=wrap(model, device) if is_distributed() else None,
+            task=task,
+        )
+        shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(trainable, config)
+        schedule = make_schedule(optimizer, config)
+        scaler = grad_scaler(device, config.precision)
+        result = TrainResult(val_metric=task.primary.name)
+        scored = scored_column(config.select, task.primary.name)
+        best_state: dict[str, Tensor] | None = None
+        best_score = float("-inf")
+        bar = progress_bar(
+            config.epochs
+            * steps_per_epoch(data, config.batch_size, config.steps_per_epoch, share()[1]),
+            f"train {method.registered_name}",
+            enabled=progress,
+        )
+        notify(callbacks, "on_train_begin", model, config)
+        frozen = frozen_modules(model)
+        try:
+            with kept_modes(model), method.attached(ctx):
+                for epoch in range(1, config.epochs + 1):
+                    started = time.perf_counter()
+                    train_mode(model, frozen)
+                    with analog_effects(model, params, analog, ctx.generator):
+                        sums = run_epoch(
+                            model,
+                            data,
+                            method,
+                            ctx,
+                            optimizer,
+                            config,
+                            shuffle,
+                            bar,
+                            scaler,
+                            device,
                         )
-                    validated = {k: v for k, v in row.items() if k.startswith("val_")}
-                    row |= from_main(validated, device)  # every rank keeps rank 0's epoch
-                row["seconds"] = time.perf_counter() - started
-                result.history.append(row)
-                notify(callbacks, "on_epoch_end", epoch, row)
-                reported = row.get(scored, float("nan"))
-                signed = reported if task.primary.higher_is_better else -reported
-                score = float(epoch) if config.select == "last" or not len(data.y_val) else signed
-                if best_state is None or score > best_score:
-                    best_score, result.best_epoch, result.best_val = score, epoch, reported
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
-                bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
-    finally:
-        bar.close()
-        notify(callbacks, "on_train_end", result)
-    model.load_state_dict(best_state)
-    return result
+                    lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+                    schedule.step()
+                    row = {"epoch": epoch, **sums, "lr": lr}
+                    sync_buffers(model)  # under torchrun: rank 0's BatchNorm statistics everywhere
+                    if len(data.y_val):
+                        measured = clean_metrics(
+                            model, data.x_val, data.y_val, task, config.eval_batch_size
+                        )
+                        row |= {f"val_{name}": value for name, value in measured.items()}
+                        if config.select == "noisy":
+                            row[scored] = noisy_validation(
+                                model, data, noise, config, selection, seed, task
+                            )
+                        validated = {k: v for k, v in row.items() if k.startswith("val_")}
+                        row |= from_main(validated, device)  # every rank keeps rank 0's epoch
+                    row["seconds"] = time.perf_counter() - started
+                    result.history.append(row)
+                    notify(callbacks, "on_epoch_end", epoch, row)
+                    reported = row.get(scored, float("nan"))
+                    signed = reported if task.primary.higher_is_better else -reported
+                    score = (
+                        float(epoch) if config.select == "last" or not len(data.y_val) else signed
+                    )
+                    if best_state is None or score > best_score:
+                        best_score, result.best_epoch, result.best_val = score, epoch, reported
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
+                    bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
+        finally:
+            bar.close()
+            notify(callbacks, "on_train_end", result)
+        model.load_state_dict(best_state)
+        return result
 
 
 def analog_effects(
