@@ -30,6 +30,30 @@ from noiseproof.errors import NoiseproofError
 from noiseproof.outputs import check_out, locks_output
 
 
+def resume_options(func: Any) -> Any:
+    """--resume and --overwrite: what to do with an --out folder that already holds a run."""
+    options = [
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue the run in --out: finished jobs are kept (checked to be this "
+            "config's, computed from the same checkpoints and data), the rest are run. With "
+            "no earlier run there, a fresh one starts (a warning says so).",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace the run in --out: its results, reports, records, checkpoints, logs "
+            "and config.yaml are removed once the new config, data and checkpoints are "
+            "checked, before anything is written. Without --resume or --overwrite, a folder "
+            "holding any of them is refused.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noiseproof")
 @global_options
@@ -52,7 +76,7 @@ def cli() -> None:
 @click.option(
     "--out", type=click.Path(), default="runs/compare", show_default=True, help="Output folder."
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@resume_options
 @executor_options
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @log_option
@@ -93,6 +117,7 @@ def compare(**opts: Any) -> None:
         config,
         out,
         resume=opts["resume"],
+        overwrite=opts["overwrite"],
         progress=not opts["no_progress"],
         log=logs.info,
         show=click.echo,
@@ -185,12 +210,19 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 @click.option("--transfers", type=int, help="Simulated chips per level.")
 @click.option("--seed", help="Seed of the noise draws.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a key.")
-@click.option("--out", type=click.Path(), default="runs/evaluate", show_default=True)
+@click.option(
+    "--out", type=click.Path(), default="runs/evaluate", show_default=True, help="Output folder."
+)
+@resume_options
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @device_option
 @executor_options
 def evaluate(checkpoint: str, **opts: Any) -> None:
-    """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips)."""
+    """Evaluate a saved checkpoint under a noise sweep (Monte Carlo over simulated chips).
+
+    The records name the checkpoint (its digest): an --out folder holding the evaluation of
+    another checkpoint is refused, naming both, even with --resume.
+    """
     from noiseproof.commands.from_checkpoint import (
         checkpoint_base,
         checkpoint_label,
@@ -218,8 +250,9 @@ def evaluate(checkpoint: str, **opts: Any) -> None:
     refuse_owned_changes(config, base)  # model, method and train settings are the checkpoint's
     run_compare(
         config,
-        opts["out"],
-        resume=True,
+        check_out(opts["out"]),
+        resume=opts["resume"],
+        overwrite=opts["overwrite"],
         pretrained={label: Path(checkpoint)},
         progress=not opts["no_progress"],
         log=logs.info,

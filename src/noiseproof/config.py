@@ -16,7 +16,7 @@ from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
 from noiseproof.devices import DEVICE_HELP, resolve_device
-from noiseproof.errors import NoiseproofError
+from noiseproof.errors import NoiseproofError, elide
 from noiseproof.evaluation.attack import AttackConfig
 from noiseproof.evaluation.landscape import LandscapeConfig
 from noiseproof.filenames import level_name, safe_name
@@ -52,6 +52,11 @@ class MethodEntry(BaseModel):
         method = methods.create(spec)
         return cls(label=label or method.registered_name, method=method)
 
+    def spec(self) -> dict[str, Any]:
+        """The method's spec, with its label when that is not the method's name (what a config
+        file holds, and `parse` takes back)."""
+        return _labelled(self.label, self.method.spec(), self.method.registered_name)
+
 
 class NoiseEntry(BaseModel):
     """A noise model with its label and, optionally, its own sweep levels."""
@@ -71,6 +76,17 @@ class NoiseEntry(BaseModel):
             levels = check_levels(levels, f"noise {label!r} levels")
         return cls(label=label, model=model, levels=levels)
 
+    def spec(self) -> dict[str, Any]:
+        """The noise model's spec, with its label when that is not its name and its own
+        levels when it has them (what a config file holds, and `parse` takes back)."""
+        levels = {"levels": list(self.levels)} if self.levels is not None else {}
+        return _labelled(self.label, self.model.spec(), self.model.registered_name, **levels)
+
+
+def _labelled(label: str, spec: dict, default: str, **extra: Any) -> dict[str, Any]:
+    """`spec` with a 'label' key unless `label` is `default`, and `extra` keys."""
+    return {**spec, **({"label": label} if label != default else {}), **extra}
+
 
 def check_levels(levels: Any, where: str) -> tuple[float, ...]:
     """Sweep levels must be a non-empty list of distinct finite numbers >= 0 whose job file
@@ -82,7 +98,7 @@ def check_levels(levels: Any, where: str) -> tuple[float, ...]:
     out = []
     for level in levels:
         if isinstance(level, bool) or not isinstance(level, int | float):
-            raise ValueError(f"{where}: {level!r} is not a number")
+            raise ValueError(f"{where}: {elide(level)} is not a number")
         if not math.isfinite(level) or level < 0:
             raise ValueError(f"{where}: {level!r} must be finite and >= 0")
         out.append(level)
@@ -236,27 +252,36 @@ class ExperimentConfig(BaseModel):
         """The levels swept for one noise model: its own, else the experiment's."""
         return entry.levels if entry.levels is not None else self.levels
 
+    def method_entry(self, label: str) -> MethodEntry:
+        """The method reported under `label` (KeyError naming the labels if there is none)."""
+        for entry in self.methods:
+            if entry.label == label:
+                return entry
+        raise KeyError(f"no method labelled {label!r}: {[m.label for m in self.methods]}")
+
+    def noise_entry(self, label: str) -> NoiseEntry:
+        """The noise model reported under `label` (KeyError naming the labels if there is
+        none); `config.noise` itself is the tuple of every entry."""
+        for entry in self.noise:
+            if entry.label == label:
+                return entry
+        raise KeyError(f"no noise model labelled {label!r}: {[n.label for n in self.noise]}")
+
+    def sweeps(self) -> list[tuple[str, tuple[tuple[float, NoiseModel], ...]]]:
+        """(label, ((level, the noise model set to it), ...)) for every noise model, in
+        order: what the grid evaluates (noiseproof.experiments.plan)."""
+        return [
+            (entry.label, tuple((lv, entry.model.with_level(lv)) for lv in self.levels_of(entry)))
+            for entry in self.noise
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """A plain YAML/JSON-ready dict that `ExperimentConfig.parse` turns back into this."""
-
-        def labelled(label: str, spec: dict, default: str, **extra: Any) -> dict:
-            return {**spec, **({"label": label} if label != default else {}), **extra}
-
         return {
             "dataset": self.dataset.spec(),
             "model": self.model.spec(),
-            "methods": [
-                labelled(m.label, m.method.spec(), m.method.registered_name) for m in self.methods
-            ],
-            "noise": [
-                labelled(
-                    n.label,
-                    n.model.spec(),
-                    n.model.registered_name,
-                    **({"levels": list(n.levels)} if n.levels is not None else {}),
-                )
-                for n in self.noise
-            ],
+            "methods": [entry.spec() for entry in self.methods],
+            "noise": [entry.spec() for entry in self.noise],
             "levels": list(self.levels),
             "transfers": self.transfers,
             "seeds": list(self.seeds),

@@ -20,8 +20,14 @@ from torch import nn
 from noiseproof.chip import ChipSelection
 from noiseproof.cli import cli
 from noiseproof.experiments.jobs import model_from_checkpoint
+from noiseproof.export import tiles as tiles_module
 from noiseproof.export.layout import DIGITAL_REASON, OFF_SELECTION, crossbar_arrays
-from noiseproof.export.tiles import conductance_window, parse_tile, tile_conductances
+from noiseproof.export.tiles import (
+    check_export_size,
+    conductance_window,
+    parse_tile,
+    tile_conductances,
+)
 from noiseproof.noise import noise_models
 from noiseproof.training.checkpoints import load_checkpoint
 from reference.export_reference import assemble, weights_from_export
@@ -177,6 +183,13 @@ def test_a_measured_device_maps_onto_its_window(checkpoint, tmp_path):
         (["--tile", "4x4", "--mapping", "[1, 2]"], "--mapping: expected a noise model name"),
         (["--tile", "4x4", "--mapping", "none.yaml"], "--mapping: file not found: none.yaml"),
         (["--tile", "4x4", "--mapping", "pcm", "--measured", "d.yaml"], "not both"),
+        (
+            ["--tile", "100000x100000"],
+            "--tile 100000x100000: the tiles would hold 40,000,000,000 device pairs (596 GiB of "
+            "G+/G- targets) for 530 weights, over the limit of 33,554,432 pairs (512 MiB): use "
+            "smaller tiles (the largest array, 1.weight, is 17x16)",
+        ),
+        (["--tile", f"{2**70}x1"], "device pairs"),
     ],
 )
 def test_bad_input_is_one_line(checkpoint, tmp_path, options, needle):
@@ -245,3 +258,28 @@ def test_tiles_pad_edges_with_g_min_and_windows_are_checked():
     with pytest.raises(ValueError, match="does not map weights onto conductances"):
         conductance_window(noise_models.create("lognormal"))
     assert conductance_window(noise_models.create("tio2_crossbar")) == pytest.approx((100, 500))
+
+
+def test_size_limit_is_checked_from_the_shapes_before_any_allocation(checkpoint, tmp_path):
+    limit = tiles_module.MAX_PAIRS
+    check_export_size({"a": (limit // 2, 2)}, (limit // 2, 2))  # exactly the limit
+    with pytest.raises(ValueError, match=f"33,554,434 device pairs .* over the limit of {limit:,}"):
+        check_export_size({"a": (limit // 2, 2)}, (limit // 2 + 1, 2))  # 2 pairs of padding
+    with pytest.raises(ValueError, match="1,000,000,000,000 device pairs"):  # 8 TB not allocated
+        tile_conductances(torch.ones(3, 3), (0.0, 1.0), (10**6, 10**6))
+    with pytest.raises(ValueError, match="the arrays hold 40,000,000 weights in all: over"):
+        check_export_size({"a": (20000, 1000), "b": (20000, 1000)}, (1, 1))
+
+
+def test_arrays_over_the_limit_are_one_line_whatever_the_tiles(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(tiles_module, "MAX_PAIRS", 500)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["export", str(checkpoint), "--tile", "4x4", "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: the on-chip arrays of {checkpoint} hold 530 weights in all: over the limit "
+        "of 500 pairs (7.812 KiB) one export writes (docs/device-physics.md)\n"
+    )
+    assert not out.exists()

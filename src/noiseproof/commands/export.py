@@ -113,7 +113,7 @@ def command(checkpoint: str, **opts: Any) -> None:
     from noiseproof.experiments.results import text_table
     from noiseproof.export.files import write_export
     from noiseproof.export.layout import DIGITAL_REASON, ROW_REASON, crossbar_arrays
-    from noiseproof.export.tiles import conductance_window, parse_tile
+    from noiseproof.export.tiles import check_export_size, conductance_window, parse_tile
     from noiseproof.noise import noise_models
     from noiseproof.registry import validated
     from noiseproof.training.checkpoints import load_checkpoint
@@ -135,6 +135,11 @@ def command(checkpoint: str, **opts: Any) -> None:
     state, meta = load_checkpoint(checkpoint)
     selection = validated(ChipSelection, f"checkpoint {checkpoint} chip", **meta["chip"])
     arrays, off_chip = crossbar_arrays(model_from_checkpoint(state, meta), selection, bias)
+    shapes = {a.name: tuple(a.matrix.shape) for a in arrays}
+    try:  # from the shapes, before any tile is allocated or file written
+        check_export_size(shapes, tile, f"the on-chip arrays of {checkpoint}")
+    except ValueError as error:
+        raise NoiseproofError(str(error)) from None
     about = {
         "checkpoint": {
             "path": str(Path(checkpoint).resolve()),

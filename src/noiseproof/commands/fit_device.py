@@ -58,12 +58,15 @@ def command(measurements: str, **opts: Any) -> None:
     programming), one row per cell. Optional: cell (an id), and time_s with g_read for repeated
     reads (long format: one row per read, time_s seconds > 0 since programming, its cell's
     g_target and g_programmed repeated on each row; each cell >= 3 reads at >= 2 times). Any
-    other column is refused.
+    other column is refused. Spreadsheet exports (a byte-order mark, CRLF, a trailing comma on
+    every line, blank rows) read as they are. A g_programmed or g_read above 10 x the largest
+    g_target is an outlier, refused with its lines named (fix or delete those rows).
 
     The fit: cells farther than --stuck-threshold sigma(G) from target + offset are stuck (low
     or high; iterative sigma clipping); offset(G) = c0 + c1 G by weighted least squares;
     sigma(G) per equal-width bin of targets (each bin needs >= 30 working cells) with its
-    standard error, and a polynomial of --degree through the bins weighted by 1/se; with reads,
+    standard error, and a polynomial of --degree through the bins weighted by 1/se (refused
+    when it is negative anywhere in the window: the line names a lower --degree); with reads,
     per cell nu = -d ln G / d ln(t/t0) (t0: the earliest read), then nu's mean and spread.
 
     Writes --out (YAML, commented: units and standard errors) and the plot; every command then

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from noiseproof.errors import NoiseproofError
+from noiseproof.errors import NoiseproofError, one_line
 
 if TYPE_CHECKING:  # the config module imports torch: only commands that run import it
     from noiseproof.config import ExperimentConfig
@@ -32,7 +32,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"error: {one_line(self.format_message())}", err=True)
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -41,6 +41,7 @@ from noiseproof.noise.measured import (
     SigmaBin,
     SigmaFit,
     StuckCluster,
+    negative_sigma,
 )
 
 MIN_CELLS_PER_BIN = 30
@@ -175,6 +176,28 @@ def _sigma_polynomial(bins: tuple[SigmaBin, ...], degree: int) -> SigmaFit:
     return SigmaFit(**line, chi2_per_dof=chi2, bins=bins)
 
 
+def _positive_sigma(
+    bins: tuple[SigmaBin, ...], degree: int, window: tuple[float, float]
+) -> SigmaFit:
+    """sigma(G) of `degree` through the bins; NoiseproofError (one line) when it is negative
+    anywhere in the window, naming where and the highest lower degree that stays positive
+    (degree 0, a weighted mean of the bins' positive sigmas, always does)."""
+    sigma = _sigma_polynomial(bins, degree)
+    negative = negative_sigma(sigma.coefficients, window)
+    if negative is None:
+        return sigma
+    lower = next(
+        d
+        for d in range(degree - 1, -1, -1)
+        if negative_sigma(_sigma_polynomial(bins, d).coefficients, window) is None
+    )
+    raise NoiseproofError(
+        f"sigma(G) fitted with --degree {degree} is {negative}: a programming noise below 0 "
+        f"means nothing (clamped to 0 it would mean no noise there); fit --degree {lower}, "
+        "which stays positive, or measure more cells where it dips"
+    )
+
+
 def _cluster(g_programmed: np.ndarray, stuck: np.ndarray, cells: int) -> StuckCluster:
     """Count, fraction with its binomial standard error, mean and std of a stuck cluster."""
     n = int(stuck.sum())
@@ -277,7 +300,7 @@ def fit_device(m: Measurements, settings: FitSettings | None = None) -> DeviceFi
         cells=len(g),
         window_us=window,
         offset=offset,
-        sigma=_sigma_polynomial(bins, settings.degree),
+        sigma=_positive_sigma(bins, settings.degree, window),
         stuck_threshold_sigma=settings.stuck_threshold,
         stuck_low=_cluster(programmed, low, len(g)),
         stuck_high=_cluster(programmed, ~working & ~low, len(g)),

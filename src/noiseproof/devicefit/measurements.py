@@ -1,6 +1,18 @@
 """The measurement CSV of `noiseproof fit-device`: its schema and a strict reader.
 
 One row per cell, or, with repeated reads, one row per read (long format). Conductances in uS.
+
+Spreadsheet exports read as they are: a UTF-8 byte-order mark, CRLF line ends, a trailing
+comma on every line (an unnamed last column, empty on every row) and blank rows (empty or only
+commas) are accepted.
+
+Outliers: a g_programmed or g_read above OUTLIER_FACTOR x the largest g_target is refused,
+naming its lines. No device state is that far outside the targets' window (stuck-high cells sit
+near the top of the device's range, a few times the window at most); it is an instrument's
+overflow code (e.g. 9.9e37), a value in another unit (nS in a uS column is 1000x) or a typing
+error, and fitted as it is it would become a stuck cluster that programs devices at 1e30 uS.
+Refused, not dropped: the user decides whether the cell was broken (delete the row) or its
+reading (fix it); nothing is silently left out of the fitted fractions.
 """
 
 from __future__ import annotations
@@ -21,6 +33,10 @@ MIN_READS_PER_CELL = 3
 """Reads a cell needs for its drift fit: two for the slope, one more for its standard error."""
 
 SEE_HELP = "see `noiseproof fit-device --help`"
+OUTLIER_FACTOR = 10.0
+"""A conductance above this many times the largest g_target is an outlier (module docstring)."""
+OUTLIERS_NAMED = 3
+"""Outlier lines named in the error line (then how many more)."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +78,15 @@ def _number(path: Path, line: int, column: str, text: str | None, *, positive: b
 
 
 def _header(path: Path, fields: list[str] | None) -> list[str]:
-    """The column names, checked against the schema (required present, none unknown)."""
+    """The column names, checked against the schema (required present, none unknown); a
+    spreadsheet's unnamed trailing columns are left out."""
     if not fields:
         raise NoiseproofError(f"{path} is empty: expected a header ({SEE_HELP})")
     names = [name.strip() for name in fields]
+    while names and not names[-1]:
+        names.pop()
+    if "" in names:
+        raise NoiseproofError(f"{path}: column {names.index('') + 1} of the header has no name")
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise NoiseproofError(f"{path} lacks column(s) {', '.join(missing)} ({SEE_HELP})")
@@ -95,13 +116,17 @@ def read_measurements(path: str | Path) -> Measurements:
     except UnicodeDecodeError as error:
         raise NoiseproofError(f"{path} is not UTF-8 text (byte {error.start})") from None
     reader = csv.reader(text.splitlines())
-    names = _header(path, next(reader, None))
+    header = next(reader, None)
+    names = _header(path, header)
+    width = len(header or [])  # with the unnamed trailing columns
     has_cell, has_reads = "cell" in names, "time_s" in names
     cells: dict[str, tuple[float, float, int]] = {}  # id -> (target, programmed, line)
-    read_cell, read_time, read_g = [], [], []
+    read_cell, read_time, read_g, read_line = [], [], [], []
     for line, row in enumerate(reader, start=2):
-        if not row:
+        if not any(value.strip() for value in row):  # a blank row, or only commas
             continue
+        if len(names) < len(row) <= width and not any(v.strip() for v in row[len(names) :]):
+            row = row[: len(names)]  # the empty values of the unnamed trailing columns
         if len(row) != len(names):
             raise NoiseproofError(
                 f"{path}, line {line}: {len(row)} values for {len(names)} columns"
@@ -129,9 +154,18 @@ def read_measurements(path: str | Path) -> Measurements:
             read_cell.append(cell)
             read_time.append(_number(path, line, "time_s", values["time_s"], positive=True))
             read_g.append(_number(path, line, "g_read", values["g_read"], positive=False))
+            read_line.append(line)
     if not cells:
         raise NoiseproofError(f"{path} has a header but no rows")
     ids = tuple(cells)
+    found = [
+        (line, cell, "g_programmed", programmed) for cell, (_, programmed, line) in cells.items()
+    ]
+    found += [
+        (line, cell, "g_read", g)
+        for line, cell, g in zip(read_line, read_cell, read_g, strict=True)
+    ]
+    _refuse_outliers(path, max(target for target, _, _ in cells.values()), found)
     reads = _reads(path, ids, read_cell, read_time, read_g) if has_reads else None
     return Measurements(
         source=str(path),
@@ -139,6 +173,26 @@ def read_measurements(path: str | Path) -> Measurements:
         g_target=np.array([cells[c][0] for c in ids]),
         g_programmed=np.array([cells[c][1] for c in ids]),
         reads=reads,
+    )
+
+
+def _refuse_outliers(path: Path, g_max: float, values: list[tuple[int, str, str, float]]) -> None:
+    """NoiseproofError naming the lines whose conductance (line, cell, column, value) is above
+    OUTLIER_FACTOR x g_max, the largest target (module docstring); none when every target is 0
+    (the fit refuses that data anyway)."""
+    limit = OUTLIER_FACTOR * g_max
+    far = sorted(item for item in values if item[3] > limit) if g_max > 0 else []
+    if not far:
+        return
+    named = ", ".join(
+        f"line {line} (cell {cell}: {column} {value:.4g} uS)"
+        for line, cell, column, value in far[:OUTLIERS_NAMED]
+    )
+    more = f" and {len(far) - OUTLIERS_NAMED} more" if len(far) > OUTLIERS_NAMED else ""
+    raise NoiseproofError(
+        f"{path}: {len(far)} value(s) far outside every bin, above {OUTLIER_FACTOR:g} x the "
+        f"largest g_target ({limit:.4g} uS): {named}{more}; no device holds that (an "
+        "instrument's overflow code? another unit?): fix or delete these rows"
     )
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from noiseproof.atomic import write_json_atomic, write_text_atomic
+from noiseproof.atomic import write_text_atomic
 from noiseproof.data.base import Dataset
 from noiseproof.evaluation.attack import attack_plot, attack_rows, targeted_attack
 from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_landscape
-from noiseproof.experiments.records import read_record
+from noiseproof.experiments.records import dumps, read_record, strict_json
 from noiseproof.experiments.results import markdown_table, text_table
 from noiseproof.tasks import Task
 
@@ -33,12 +33,13 @@ def _cached(
     expect: dict[str, Any] | None = None,
 ) -> Any:
     """The record at `path` when resuming and it exists (checked to hold `expect`), else
-    `compute()` saved there atomically (kept in memory only when `path` is None)."""
+    `compute()` as strict JSON (records.strict_json) saved there atomically (kept in memory
+    only when `path` is None)."""
     if path is not None and resume and path.is_file():
         return read_record(path, expect or {})
-    value = compute()
+    value = strict_json(compute())
     if path is not None:
-        write_json_atomic(path, value)
+        write_text_atomic(path, dumps(value))
     return value
 
 

@@ -1,48 +1,47 @@
 """`compare`: methods x noise models x levels x seeds as independent jobs, each saved when done.
 
-Layout of the output folder:
-  config.yaml                      the validated config (a resumed run must match it)
-  checkpoints/<method>-seed<s>.pt  one trained model per (method, seed)
-  jobs/<method>__<noise>__<level>__seed<s>.json   one record per evaluation job
-  results.json, results.csv, report.md, report.html, *.png   written at the end
-An interrupted run started again with resume=True loads finished checkpoints and skips
-finished jobs, so only the missing work is done; each of them is checked first to belong to
-this config (records.py). While a run writes the folder it holds .noiseproof.lock (outputs.py):
-a second run into it is refused, and temporary files a killed run left are removed.
+A run reads plan -> execute -> assemble -> report:
+  plan      every check first (the folder, the data, the task, the given checkpoints, under
+            --resume every record already there), then the jobs (noiseproof.experiments.plan);
+  execute   the configured executor runs them (noiseproof.experiments.executors: local or
+            Ray, one failure behaviour: finished jobs kept, failures reported by name);
+  assemble  the results.json data from the collected records, in plan order;
+  report    results.json, results.csv, report.md/html, plots and the console tables.
+
+The output folder is a noiseproof.experiments.run_folder.RunFolder: its layout, its lock, the
+consent rules (--resume, --overwrite) and strict-JSON records. Nothing is written into it
+(not even config.yaml) before the config, the data and every given checkpoint have been
+checked, so a refused run leaves the folder as it found it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
-from noiseproof.atomic import write_json_atomic, write_text_atomic
-from noiseproof.config import RESULT_FREE_KEYS, ExperimentConfig
+from noiseproof.config import ExperimentConfig
+from noiseproof.data.base import Dataset
 from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import flatness_table, write_analyses
-from noiseproof.experiments.executors import LocalExecutor, RayExecutor
+from noiseproof.experiments.executors import Executor, LocalExecutor, RayExecutor
 from noiseproof.experiments.grid import (
     GridRun,
-    checkpoint_expect,
-    checkpoint_path,
-    job_expect,
-    job_path,
+    check_finished,
     merge_shards,
     remember_data,
     run_job,
-    shard_expect,
-    shard_path,
 )
 from noiseproof.experiments.jobs import describe_task, model_from_checkpoint, run_task
-from noiseproof.experiments.plan import Job, TrainJob, plan_grid
-from noiseproof.experiments.records import check_record, read_record
+from noiseproof.experiments.plan import EvalJob, Job, TrainJob, plan_grid
+from noiseproof.experiments.provenance import checkpoint_digest, data_fingerprint
 from noiseproof.experiments.report import write_report
 from noiseproof.experiments.results import (
     primary_metric,
@@ -51,58 +50,17 @@ from noiseproof.experiments.results import (
     text_table,
     to_csv,
 )
-from noiseproof.outputs import locks_output
+from noiseproof.experiments.run_folder import RunFolder
+from noiseproof.outputs import check_out
 from noiseproof.progress import progress_bar
+from noiseproof.tasks import Task
 from noiseproof.training.checkpoints import check_fits, load_checkpoint
 from noiseproof.training.distributed import is_distributed, is_main
 
-
-def check_folder(out: Path, config: dict[str, Any], resume: bool) -> None:
-    """Refuse to overwrite finished results, or to resume them with another config (keys that
-    only say how the run is executed, RESULT_FREE_KEYS, may differ)."""
-    saved = out / "config.yaml"
-    if resume:
-        try:
-            previous = yaml.safe_load(saved.read_bytes()) if saved.is_file() else config
-        except (yaml.YAMLError, UnicodeDecodeError):
-            raise NoiseproofError(
-                f"--resume: {saved} is not the YAML this program wrote; use another --out"
-            ) from None
-        if not isinstance(previous, dict) or _results_part(previous) != _results_part(config):
-            raise NoiseproofError(
-                f"--resume: the config differs from the one in {saved}; use another --out"
-            )
-    elif any((out / "jobs").glob("*.json")) or any((out / "checkpoints").glob("*.pt")):
-        raise NoiseproofError(
-            f"{out} already holds results: pass --resume to continue them or choose another --out"
-        )
+_log = logging.getLogger(__name__)
 
 
-def _results_part(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if k not in RESULT_FREE_KEYS}
-
-
-def check_finished(out: Path, run: GridRun, jobs: list[Job]) -> None:
-    """Under --resume: NoiseproofError (one line, naming the file) unless every checkpoint and
-    job record already in `out` is readable and belongs to the job its file name says."""
-    for job in jobs:
-        if isinstance(job, TrainJob):
-            ckpt = checkpoint_path(out, job.method, job.seed)
-            if job.method not in run.pretrained and ckpt.is_file():
-                try:
-                    _, meta = load_checkpoint(ckpt)
-                except NoiseproofError as error:
-                    raise NoiseproofError(f"{error}; delete it to train it again") from None
-                check_record(ckpt, meta, checkpoint_expect(job.method, job.seed))
-            continue
-        whole = job_path(out, job.method, job.noise, job.level, job.seed)
-        if whole.is_file():
-            read_record(whole, job_expect(run, job))
-        elif not job.whole and shard_path(out, job).is_file():
-            read_record(shard_path(out, job), shard_expect(run, job))
-
-
-def make_executor(config: ExperimentConfig, in_memory: bool) -> LocalExecutor | RayExecutor:
+def make_executor(config: ExperimentConfig, in_memory: bool) -> Executor:
     """The executor the config names; an in-memory run (no output folder) runs locally."""
     chosen = config.executor
     if chosen.name == "local":
@@ -112,12 +70,12 @@ def make_executor(config: ExperimentConfig, in_memory: bool) -> LocalExecutor | 
     return RayExecutor(chosen.address, chosen.cpus_per_job, chosen.gpus_per_job, chosen.retries)
 
 
-@locks_output("out", subfolders=("jobs", "jobs/shards", "checkpoints", "logs/*"))
 def run_compare(
     config: ExperimentConfig,
     out: str | Path | None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     pretrained: dict[str, Path] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -131,95 +89,177 @@ def run_compare(
     (`config.executor`: local or Ray); each job writes its own record, and the results are
     assembled in plan order, so they are the same whichever executor ran (or resumed) them.
     out: the output folder, or None to run in memory (nothing written, nothing resumed).
-    pretrained: method label -> checkpoint to evaluate instead of training that method.
-    log: progress and info lines; show: the results tables (default: `log`);
+    resume: continue the earlier run in `out` (with none there, a fresh run starts and a
+    warning says so); overwrite: replace the earlier run's outputs (removed once everything
+    has been checked, before anything is written). Without either, a folder holding outputs
+    is refused. pretrained: method label -> checkpoint to evaluate instead of training that
+    method. log: progress and info lines; show: the results tables (default: `log`);
     loggers: --log names (csv, tensorboard) for every training, under out/logs/;
     trained: called with (method label, seed, model) once each model is trained or loaded.
     """
-    out = None if out is None else Path(out)
-    executor = make_executor(config, out is None)
-    local = isinstance(executor, LocalExecutor)
+    folder = None if out is None else RunFolder(check_out(out))
+    executor = make_executor(config, folder is None)
     run = GridRun(
         config,
-        None if out is None else str(out),
-        resume=resume and out is not None,
+        folder,
+        resume=resume and folder is not None,
         pretrained={label: str(path) for label, path in (pretrained or {}).items()},
-        progress=progress and local,
+        progress=progress and executor.in_process,
         loggers=tuple(loggers),
-        keep_models=local,
+        keep_models=executor.in_process,
     )
     if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
-        if not local:
+        if not executor.in_process:
             raise NoiseproofError("under torchrun the grid runs with the local executor")
         if not is_main():
             return train_along(replace(run, write=False, keep_models=False, progress=False))
-    raw = run.raw
-    levels = [(n.label, config.levels_of(n)) for n in config.noise]
+    with folder.locked() if folder is not None else nullcontext():
+        started = time.perf_counter()
+        plan = make_plan(run, executor, overwrite=overwrite)
+        run = plan.run
+        for note in plan.notes:
+            _log.warning(note)
+        log(
+            f"dataset {plan.data.name}: {len(plan.data.y_train)} train / "
+            f"{len(plan.data.y_val)} val / {len(plan.data.y_test)} test, input "
+            f"{plan.data.input_shape}, {plan.data.num_outputs} outputs; task "
+            f"{describe_task(plan.task, config.task, plan.data)}; device "
+            f"{resolve_device(config.device)}; executor {executor.name}"
+        )
+        collected = execute(plan, executor, trained, progress, log)
+        results = assemble(config, plan.jobs, collected, time.perf_counter() - started)
+        if folder is not None:
+            report(folder, config, results, plan.data, log, show or log)
+    return results
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked run, ready to execute: the run (its `resume` now says whether an earlier run
+    is continued), its data, task and data fingerprint, its jobs, and warnings to show."""
+
+    run: GridRun
+    data: Dataset
+    task: Task
+    fingerprint: str
+    jobs: list[Job]
+    notes: tuple[str, ...] = ()
+
+
+def make_plan(run: GridRun, executor: Executor, *, overwrite: bool) -> Plan:
+    """Every check before any work, in order: the given checkpoints are readable; the folder
+    may be written (RunFolder.start: consent, the same config, the same evaluated checkpoint);
+    the data loads, every method can train its task and every given checkpoint fits it; under
+    --resume every record already there is this run's; the executor reaches what runs the
+    jobs (a Ray cluster). Only then is the folder written: the old outputs removed
+    (--overwrite) and config.yaml saved."""
+    config, folder = run.config, run.folder
+    given = {label: load_checkpoint(path) for label, path in run.pretrained.items()}
+    digests = {label: checkpoint_digest(state, meta) for label, (state, meta) in given.items()}
+    resumed = False
+    if folder is not None:
+        named = {label: (run.pretrained[label], digests[label]) for label in given}
+        resumed = folder.start(run.raw, resume=run.resume, overwrite=overwrite, given=named)
+    data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
+    resolve_device(config.device)
+    task = run_task(config, data)  # every method can train it, before anything is written
+    for label, (state, meta) in given.items():  # it fits the data, before any forward
+        where = run.pretrained[label]
+        check_fits(meta, data.input_shape, data.num_outputs, where, data.vocabulary)
+        model_from_checkpoint(state, meta)  # its weights fit its model
+    fingerprint = data_fingerprint(config.dataset.spec(), data)
     labels = [m.label for m in config.methods]
     per_job = config.executor.transfers_per_job
-    jobs = plan_grid(labels, config.seeds, levels, config.transfers, per_job)
-    if out is not None:
-        check_folder(out, raw, run.resume)
-    if run.resume:  # every finished record is ours, or the run stops before doing any work
-        check_finished(out, run, jobs)
-    started = time.perf_counter()
-    data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
-    device = resolve_device(config.device)
-    task = run_task(config, data)  # every method can train it, before anything is written
-    for path in (pretrained or {}).values():  # a checkpoint must fit the data, before any forward
-        state, meta = load_checkpoint(path)
-        check_fits(meta, data.input_shape, data.num_outputs, f"{path}", data.vocabulary)
-        model_from_checkpoint(state, meta)  # its weights fit its model, before anything is written
-    if out is not None:
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
-    log(
-        f"dataset {data.name}: {len(data.y_train)} train / {len(data.y_val)} val / "
-        f"{len(data.y_test)} test, input {data.input_shape}, {data.num_outputs} outputs; "
-        f"task {describe_task(task, config.task, data)}; device {device}; executor {executor.name}"
-    )
-    if local:  # the jobs of this process use the data already loaded
-        remember_data(config, data)
-    collected = Collected(run, trained)
-    bar = progress_bar(len(jobs), "compare jobs", enabled=progress, unit="job", leave=True)
+    jobs = plan_grid(labels, config.seeds, config.sweeps(), config.transfers, per_job)
+    notes = ()
+    if run.resume and not resumed:
+        notes = (f"--resume: {folder.path} holds no earlier run, so a fresh one starts",)
+    run = replace(run, resume=resumed)
+    if resumed:  # every finished record is ours, or the run stops before doing any work
+        check_finished(run, jobs, task, fingerprint, digests)
+    executor.start()  # an unreachable cluster is one line, with nothing written
+    if folder is not None:
+        if overwrite:
+            folder.clear()
+        folder.write_config(run.raw)
+    return Plan(run, data, task, fingerprint, jobs, notes)
+
+
+def execute(
+    plan: Plan,
+    executor: Executor,
+    trained: Callable[[str, int, nn.Module], None] | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Collected:
+    """Run every job of the plan; the collected results. Failures are listed one per line
+    (`failed: <job>: <reason>`), then NoiseproofError: every finished job is kept."""
+    if executor.in_process:  # the jobs of this process use the data already loaded
+        remember_data(plan.run.config, plan.data, plan.fingerprint)
+    collected = Collected(plan.run, trained)
+    bar = progress_bar(len(plan.jobs), "compare jobs", enabled=progress, unit="job", leave=True)
     try:
-        failures = executor.run(jobs, run_job, (run,), collected.add, bar)
+        failures = executor.run(plan.jobs, run_job, (plan.run,), collected.add, bar)
     finally:
         bar.close()
     for failure in failures:
         log(f"failed: {failure.line()}")
     if failures:
         raise NoiseproofError(
-            f"{len(failures)} job(s) failed (listed above); the {len(jobs) - len(failures)} "
+            f"{len(failures)} job(s) failed (listed above); the {len(plan.jobs) - len(failures)} "
             "finished are kept: fix the cause and run again with --resume"
         )
-    wall = time.perf_counter() - started
+    return collected
+
+
+def assemble(
+    config: ExperimentConfig, jobs: list[Job], collected: Collected, wall: float
+) -> dict[str, Any]:
+    """The results.json data: the config, the evaluation records and trainings in plan order,
+    the analyses the config asked for, and the wall time."""
     records = [collected.records[key] for key in evaluation_keys(config)]
     trained_jobs = [job for job in jobs if isinstance(job, TrainJob)]
     trainings = [collected.trainings[job] for job in trained_jobs]
-    results = {"config": raw, "wall_seconds": wall, "jobs": records, "trainings": trainings}
+    results = {
+        "config": config.to_dict(),
+        "wall_seconds": wall,
+        "jobs": records,
+        "trainings": trainings,
+    }
     if config.attack is not None:
         results["attacks"] = [a for job in trained_jobs for a in collected.attacks[job]]
     if config.landscape is not None:
         landscapes = [collected.landscapes[job] for job in trained_jobs]
         results["landscapes"] = [item for item in landscapes if item]
         results["flatness"] = flatness_table(results["landscapes"])
-    if out is None:
-        return results
-    write_json_atomic(out / "results.json", results)
-    write_text_atomic(out / "results.csv", to_csv(records))
+    return results
+
+
+def report(
+    folder: RunFolder,
+    config: ExperimentConfig,
+    results: dict[str, Any],
+    data: Dataset,
+    log: Callable[[str], None],
+    show: Callable[[str], None],
+) -> None:
+    """Write results.json (strict JSON), results.csv, the report and the analyses into the
+    folder; show the results tables."""
+    records, wall = results["jobs"], results["wall_seconds"]
+    folder.write_record(folder.results_file, results)
+    folder.write_text("results.csv", to_csv(records))
     summary = (
         f"{data.name} / {config.model.registered_name}: {len(config.methods)} methods x "
         f"{len(config.seeds)} seed(s), {config.transfers} transfers per level; "
         f"wall time {wall:.1f} s (this run)"
     )
-    write_report(out, records, trainings, raw, summary)
-    write_analyses(out, results.get("attacks", []), results.get("landscapes", []), show or log)
+    write_report(folder.path, records, results["trainings"], results["config"], summary)
+    write_analyses(folder.path, results.get("attacks", []), results.get("landscapes", []), show)
     for noise, header, rows in summary_rows(records):
         name = primary_metric(next(r for r in records if r["noise"] == noise))
-        (show or log)("\n" + table_caption(name, noise, config.transfers))
-        (show or log)(text_table(header, rows))
-    log(f"\nwrote {out}/results.json, results.csv, report.md, report.html ({wall:.1f} s)")
-    return results
+        show("\n" + table_caption(name, noise, config.transfers))
+        show(text_table(header, rows))
+    log(f"\nwrote {folder.path}/results.json, results.csv, report.md, report.html ({wall:.1f} s)")
 
 
 def train_along(run: GridRun) -> dict[str, Any]:
@@ -246,7 +286,8 @@ def evaluation_keys(config: ExperimentConfig) -> list[tuple[str, int, str, float
 
 class Collected:
     """What the finished jobs returned, gathered as they arrive (in any order): trainings,
-    analyses, evaluation records (shards merged once all have arrived)."""
+    analyses, evaluation records (shards merged once all have arrived, the merged record
+    written into the folder)."""
 
     def __init__(self, run: GridRun, trained: Callable[[str, int, nn.Module], None] | None):
         self.run, self.trained = run, trained
@@ -264,13 +305,15 @@ class Collected:
             if self.trained is not None and "model" in result:
                 self.trained(job.method, job.seed, result["model"])
             return
+        assert isinstance(job, EvalJob)
         key = (job.method, job.seed, job.noise, job.level)
         if job.whole or "first_chip" not in result:  # a whole record (also a resumed one)
             self.records[key] = result
             return
         self.shards.setdefault(key, []).append(result)
         if sum(s["chips"] for s in self.shards[key]) == job.transfers:
-            self.records[key] = merge_shards(self.shards.pop(key), self.run)
-            if self.run.out is not None:
-                path = job_path(Path(self.run.out), job.method, job.noise, job.level, job.seed)
-                write_json_atomic(path, self.records[key])
+            self.records[key] = merge_shards(self.shards.pop(key), job, self.run)
+            folder = self.run.folder
+            if folder is not None:
+                path = folder.job(job.method, job.noise, job.level, job.seed)
+                folder.write_record(path, self.records[key])

@@ -4,12 +4,17 @@ of its spec (noiseproof.experiments.plan) and the run it belongs to, writing its
 `run_job(job, needed, run)` runs anywhere the package is installed (this process, or a Ray
 worker): it reads what it needs from the config, the output folder and its training's result
 (`needed`), writes its record atomically into the folder (unless the run is in memory) and
-returns it. Under --resume a job whose record exists returns that record (checked to be its own).
-Datasets and checkpoints are loaded once per process (`load_data`, `load_model`).
+returns it. Every record names what it was computed from under `inputs`
+(noiseproof.experiments.provenance): the checkpoint's digest, the data's fingerprint and the
+job's config hash. Under --resume a job whose record exists returns that record, checked to be
+its own and computed from the same inputs; a checkpoint of the folder is checked to have been
+trained with this config's model, method, data and settings. Datasets and checkpoints are
+loaded once per process (`load_data`, `load_model`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,10 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from noiseproof.atomic import write_json_atomic
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset
 from noiseproof.devices import resolve_device
+from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.experiments.analyses import analyse_model
@@ -34,8 +39,9 @@ from noiseproof.experiments.jobs import (
     train_and_save,
 )
 from noiseproof.experiments.plan import EvalJob, Job, TrainJob
-from noiseproof.experiments.records import check_record, read_record
-from noiseproof.filenames import safe_name
+from noiseproof.experiments.provenance import checkpoint_digest, config_hash, data_fingerprint
+from noiseproof.experiments.records import check_record, strict_json
+from noiseproof.experiments.run_folder import RunFolder
 from noiseproof.logs import info
 from noiseproof.tasks import Task
 from noiseproof.training.callbacks import make_loggers
@@ -50,23 +56,26 @@ KEPT = (
     "val_metric",
     "best_val",
     "train_seconds",
+    "cost",
     "finish",
 )
 """What a training's record keeps of its checkpoint's metadata."""
+
+NO_VALIDATION = "no validation split: the last epoch was kept"
 
 
 @dataclass(frozen=True)
 class GridRun:
     """What every job of one run shares (sent once to Ray's workers).
 
-    out: the output folder (None: in memory, local executor only); resume: reuse finished
+    folder: the output folder (None: in memory, local executor only); resume: reuse finished
     records; pretrained: method label -> checkpoint evaluated instead of training; loggers:
     the --log names; keep_models: a training returns its model too (in-process runs); write:
     False in the ranks above 0 of a torchrun launch, which train with rank 0 but write nothing.
     """
 
     config: ExperimentConfig
-    out: str | None
+    folder: RunFolder | None
     resume: bool = False
     pretrained: dict[str, str] = field(default_factory=dict)
     progress: bool = False
@@ -80,58 +89,103 @@ class GridRun:
         return self.config.to_dict()
 
 
-def checkpoint_path(out: Path, label: str, seed: int) -> Path:
-    """Where the model of (method `label`, `seed`) is saved."""
-    return out / "checkpoints" / f"{safe_name(label)}-seed{seed}.pt"
-
-
-def job_path(out: Path, label: str, noise: str, level: float, seed: int) -> Path:
-    """Where the record of one evaluation (all its chips) is saved."""
-    name = f"{safe_name(label)}__{safe_name(noise)}__{level:g}__seed{seed}.json"
-    return out / "jobs" / name
-
-
-def shard_path(out: Path, job: EvalJob) -> Path:
-    """Where the record of one shard of an evaluation's chips is saved."""
-    stem = job_path(out, job.method, job.noise, job.level, job.seed).stem
-    last = job.first_chip + job.chips
-    return out / "jobs" / "shards" / f"{stem}__chips{job.first_chip}-{last}.json"
-
-
-def checkpoint_expect(label: str, seed: int) -> dict[str, Any]:
-    """What the metadata of a resumed checkpoint must hold."""
-    return {"label": label, "seed": seed}
-
-
-def job_config(raw: dict[str, Any], method: str, noise: str, seed: int) -> dict[str, Any]:
-    """The slice of the experiment config that one job used (enough to run it again)."""
+def job_config(config: ExperimentConfig, method: str, noise: str, seed: int) -> dict[str, Any]:
+    """The slice of the experiment config that one evaluation used (enough to run it again)."""
+    raw = config.to_dict()
     keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold", "task")
     return {
         **{k: raw[k] for k in keep if k in raw},
-        "method": next(m for m in raw["methods"] if m.get("label", m["name"]) == method),
-        "noise": next(n for n in raw["noise"] if n.get("label", n["name"]) == noise),
+        "method": config.method_entry(method).spec(),
+        "noise": config.noise_entry(noise).spec(),
         "seed": seed,
     }
 
 
-def job_expect(run: GridRun, job: EvalJob) -> dict[str, Any]:
-    """What a resumed evaluation record must hold: the job its file name says, of this config."""
+def train_config(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any]:
+    """The slice of the experiment config that one training used: data, model, method, train
+    settings, chip selection, task, training noise (the first noise model), analog forward."""
+    raw = config.to_dict()
+    keep = ("dataset", "model", "train", "chip", "task")
     return {
+        **{k: raw[k] for k in keep if k in raw},
+        "method": config.method_entry(method).spec(),
+        "train_noise": config.noise[0].model.spec(),
+        "forward": None if config.forward is None else config.forward.model_dump(mode="json"),
+        "seed": seed,
+    }
+
+
+def checkpoint_expect(
+    config: ExperimentConfig, label: str, seed: int, task: Task, fingerprint: str
+) -> dict[str, Any]:
+    """What the metadata of a checkpoint of the folder must hold to be resumed: the (method,
+    seed) its file name says, trained with this config's model, method, data, settings, chip
+    selection, training noise and task (what `jobs.train_and_save` writes), and, when it
+    names its data (checkpoints written since records name their inputs), this data."""
+    entry = config.method_entry(label)
+    return {
+        "label": label,
+        "seed": seed,
+        "model": config.model.spec(),
+        "method": entry.method.spec(),
+        "dataset": config.dataset.spec(),
+        "train": config.train.model_dump(mode="json"),
+        "chip": config.chip.model_dump(mode="json"),
+        "train_noise": config.noise[0].model.spec(),
+        "task": task.spec(),
+        "inputs.data": fingerprint,
+    }
+
+
+def check_checkpoint(path: Path, meta: dict[str, Any], expect: dict[str, Any]) -> None:
+    """NoiseproofError naming the first difference unless a checkpoint of the folder was
+    trained as `expect` says (`checkpoint_expect`; its data is compared when it names it)."""
+    if "inputs" not in meta:
+        expect = {k: v for k, v in expect.items() if not k.startswith("inputs.")}
+    check_record(
+        path,
+        meta,
+        expect,
+        redo="delete it to train it again with --resume",
+        mismatch="was trained for another run than this config",
+    )
+
+
+def eval_inputs(run: GridRun, job: EvalJob, digest: str | None, fingerprint: str) -> dict[str, Any]:
+    """The `inputs` an evaluation record names: its checkpoint's digest, its data's
+    fingerprint and the hash of its job config."""
+    config = job_config(run.config, job.method, job.noise, job.seed)
+    return {"checkpoint": digest, "data": fingerprint, "config": config_hash(config)}
+
+
+def job_expect(run: GridRun, job: EvalJob, digest: str | None, fingerprint: str) -> dict[str, Any]:
+    """What a resumed evaluation record must hold: the job its file name says, of this config,
+    computed from these inputs (digest None: its checkpoint is not trained yet, so only the
+    data and config parts of `inputs` are checked now)."""
+    expect = {
         "method": job.method,
         "noise": job.noise,
         "level": job.level,
         "seed": job.seed,
         "transfers": job.transfers,
-        "config": job_config(run.raw, job.method, job.noise, job.seed),
+        "config": job_config(run.config, job.method, job.noise, job.seed),
     }
+    inputs = eval_inputs(run, job, digest, fingerprint)
+    if digest is None:
+        return {**expect, "inputs.data": inputs["data"], "inputs.config": inputs["config"]}
+    return {**expect, "inputs": inputs}
 
 
-def shard_expect(run: GridRun, job: EvalJob) -> dict[str, Any]:
-    """What a resumed shard record must hold."""
-    return {**job_expect(run, job), "first_chip": job.first_chip, "chips": job.chips}
+def record_expect(
+    run: GridRun, job: EvalJob, digest: str | None, fingerprint: str
+) -> dict[str, Any]:
+    """`job_expect`, and for a shard its chip range too."""
+    expect = job_expect(run, job, digest, fingerprint)
+    return expect if job.whole else {**expect, "first_chip": job.first_chip, "chips": job.chips}
 
 
 _DATA: dict[tuple[str, str], Dataset] = {}
+_FINGERPRINTS: dict[str, str] = {}
 
 
 def data_device(config: ExperimentConfig) -> torch.device:
@@ -150,17 +204,29 @@ def load_data(config: ExperimentConfig) -> Dataset:
     return _DATA[key]
 
 
+def fingerprint(config: ExperimentConfig) -> str:
+    """The fingerprint of the data this process loaded for `config` (computed once)."""
+    key = repr(config.dataset.spec())
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = data_fingerprint(config.dataset.spec(), load_data(config))
+    return _FINGERPRINTS[key]
+
+
 def load_task(config: ExperimentConfig) -> Task:
     """The run's task (`jobs.run_task`: the config's, or the one its data's targets say)."""
     return run_task(config, load_data(config))
 
 
-def remember_data(config: ExperimentConfig, data: Dataset) -> None:
+def remember_data(config: ExperimentConfig, data: Dataset, digest: str | None = None) -> None:
     """Make `data` (already loaded by this process) what `load_data` returns for this config,
-    moved to `data_device` once."""
+    moved to `data_device` once; `digest`: its fingerprint, when already computed."""
     device = data_device(config)
     _DATA.clear()
     _DATA[(repr(config.dataset.spec()), str(device))] = data.to(device)
+    _FINGERPRINTS.clear()
+    if digest is not None:
+        _FINGERPRINTS[repr(config.dataset.spec())] = digest
 
 
 @lru_cache(maxsize=2)
@@ -181,67 +247,94 @@ def run_job(job: Job, needed: dict[str, Any] | None, run: GridRun) -> dict[str, 
     return run_evaluation(job, needed or {}, run)
 
 
+def training_record(
+    job: TrainJob, meta: dict[str, Any], digest: str, path: str | None
+) -> dict[str, Any]:
+    """A training's record (results.json `trainings`): what its checkpoint's metadata keeps
+    (KEPT), the inputs it was trained from (as the checkpoint names them; none for one from
+    before), and the checkpoint it produced or loaded ({'path', 'digest'}). Strict JSON: a
+    best validation value that is NaN (no validation split) is null, with a reason."""
+    record = {"method": job.method, **{k: meta[k] for k in KEPT if k in meta}}
+    validated = any(key.startswith("val_") for row in meta.get("history") or [] for key in row)
+    for key in ("best_val", "best_val_accuracy"):
+        value = record.get(key)
+        if isinstance(value, float) and math.isnan(value):
+            record[key] = None
+            record[f"{key}_reason"] = (
+                NO_VALIDATION if not validated else "the validation metric was not a number"
+            )
+    record["inputs"] = meta.get("inputs") or {}
+    record["checkpoint"] = {"path": path, "digest": digest}
+    return strict_json(record)
+
+
 def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
     """Train (or load: pretrained, or resumed) one model, run its analyses; the record
-    {'training': ..., 'attacks': [...], 'landscape': ..., 'checkpoint': path or None} (and
-    'model' with keep_models)."""
-    config, out = run.config, Path(run.out) if run.out is not None else None
+    {'training': ..., 'attacks': [...], 'landscape': ..., 'checkpoint': file or None,
+    'digest': the checkpoint digest} (and 'model' with keep_models)."""
+    config, folder = run.config, run.folder
     data = load_data(config)
     device = resolve_device(config.device)
-    entry = next(m for m in config.methods if m.label == job.method)
-    ckpt = checkpoint_path(out, job.method, job.seed) if out is not None else None
+    task = load_task(config)
+    ckpt = folder.checkpoint(job.method, job.seed) if folder is not None else None
     given = run.pretrained.get(job.method)
     writes = ckpt if run.write else None
-    if given or (run.resume and ckpt.is_file()):
+    if given or (run.resume and ckpt is not None and ckpt.is_file()):
         state, meta = load_checkpoint(given or ckpt)
-        if not given:  # a checkpoint of this folder must be this (method, seed)'s
-            check_record(ckpt, meta, checkpoint_expect(job.method, job.seed))
+        if not given:  # a checkpoint of this folder must be this (method, seed)'s, of this run
+            expect = checkpoint_expect(config, job.method, job.seed, task, fingerprint(config))
+            check_checkpoint(ckpt, meta, expect)
         model = model_from_checkpoint(state, meta, device)
+        digest = checkpoint_digest(state, meta)
         info(f"loaded {given or ckpt}")
     else:
-        logs = out / "logs" / safe_name(f"{job.method}-seed{job.seed}") if writes else None
+        logs = folder.logs(job.method, job.seed) if writes else None
         model, meta = train_and_save(
             config,
-            entry,
+            config.method_entry(job.method),
             data,
             writes,
             noise=config.noise[0].model,
             seed=job.seed,
-            task=load_task(config),
+            task=task,
             progress=run.progress,
             log=info,
             callbacks=make_loggers(run.loggers, logs) if run.loggers and logs else (),
+            inputs={
+                "data": fingerprint(config),
+                "config": config_hash(train_config(config, job.method, job.seed)),
+            },
         )
+        digest = checkpoint_digest(model.state_dict(), meta)
     attacks, landscape = [], None
     if run.write:  # the analyses are evaluations: rank 0's alone under torchrun
-        jobs = out / "jobs" if out is not None else None
+        jobs = folder.jobs if folder is not None else None
         attacks, landscape = analyse_model(
-            config, model, data, job.method, job.seed, jobs, run.resume, load_task(config)
+            config, model, data, job.method, job.seed, jobs, run.resume, task
         )
+    file = given or ckpt
+    shown = str(Path(given).resolve()) if given else None if ckpt is None else folder.shown(ckpt)
     record = {
-        "training": {"method": job.method, **{k: meta[k] for k in KEPT if k in meta}},
+        "training": training_record(job, meta, digest, shown),
         "attacks": attacks,
         "landscape": landscape,
-        "checkpoint": str(given or ckpt) if (given or ckpt) else None,
+        "checkpoint": None if file is None else str(file),
+        "digest": digest,
     }
     return {**record, "model": model} if run.keep_models else record
 
 
 def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[str, Any]:
-    """Evaluate the job's chips; the full record (a whole job) or a shard record with the
-    per-chip task sums and per-unit counts the merge needs."""
-    config, out = run.config, Path(run.out) if run.out is not None else None
-    path = None
-    if out is not None:
-        path = job_path(out, job.method, job.noise, job.level, job.seed)
-        path = path if job.whole else shard_path(out, job)
-        if run.resume and path.is_file():
-            expect = job_expect(run, job) if job.whole else shard_expect(run, job)
-            return read_record(path, expect)
+    """Evaluate the job's chips under its noise model at its level; the full record (a whole
+    job) or a shard record with the per-chip task sums and per-unit counts the merge needs."""
+    config, folder = run.config, run.folder
+    digest, data_digest = needed["digest"], fingerprint(config)
+    path = folder.record(job) if folder is not None else None
+    if path is not None and run.resume and path.is_file():
+        return folder.read_record(path, record_expect(run, job, digest, data_digest))
     data = load_data(config)
     model = needed.get("model") or load_model(Path(needed["checkpoint"]), data_device(config))
-    entry = next(n for n in config.noise if n.label == job.noise)
-    noise = entry.model.with_level(job.level)
+    noise = job.noise_model
     task = load_task(config)
     started = time.perf_counter()
     result = evaluate_chips(
@@ -266,10 +359,13 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         config.eval_batch_size,
         precision=config.eval_precision,
     )
+    hidden = ("history", "method", "inputs", "checkpoint")
     labels = {
-        "method_spec": next(m for m in config.methods if m.label == job.method).method.spec(),
-        "training": {k: v for k, v in needed["training"].items() if k not in ("history", "method")},
-        "config": job_config(run.raw, job.method, job.noise, job.seed),
+        "method_spec": config.method_entry(job.method).method.spec(),
+        "training": {k: v for k, v in needed["training"].items() if k not in hidden},
+        "config": job_config(run.config, job.method, job.noise, job.seed),
+        "inputs": eval_inputs(run, job, digest, data_digest),
+        "checkpoint_path": needed["training"]["checkpoint"]["path"],
     }
     seconds = time.perf_counter() - started
     if job.whole:
@@ -299,33 +395,71 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             "seconds": seconds,
             **labels,
         }
+    record = strict_json(record)
     if path is not None:
-        write_json_atomic(path, record)
+        folder.write_record(path, record)
     return record
 
 
-def merge_shards(shards: list[dict[str, Any]], run: GridRun) -> dict[str, Any]:
-    """The full record of an evaluation from its shard records (any order): per-chip task
+SHARED = ("method_spec", "training", "config", "inputs", "checkpoint_path")
+"""What every shard of one evaluation holds alike, and its merged record keeps."""
+
+
+def merge_shards(shards: list[dict[str, Any]], job: EvalJob, run: GridRun) -> dict[str, Any]:
+    """The full record of `job`'s evaluation from its shard records (any order): per-chip task
     sums concatenated in chip order, per-unit counts summed, so the record equals the one the
-    evaluation gives in a single job (but for its 'seconds', the shards' sum)."""
+    evaluation gives in a single job (but for its 'seconds', the shards' sum). Shards computed
+    from different inputs are refused (NoiseproofError)."""
     shards = sorted(shards, key=lambda shard: shard["first_chip"])
     first = shards[0]
-    config = run.config
+    for shard in shards[1:]:
+        if shard.get("inputs") != first.get("inputs"):
+            raise NoiseproofError(f"the shards of {job.name} were computed from other inputs")
+    sums = [[math.nan if v is None else v for v in row] for s in shards for row in s["chip_sums"]]
     result = TransferResult(
-        task=load_task(config),
-        sums=torch.tensor([row for s in shards for row in s["chip_sums"]], dtype=torch.float64),
+        task=load_task(run.config),
+        sums=torch.tensor(sums, dtype=torch.float64),
         correct_counts=sum(torch.tensor(s["correct_counts"], dtype=torch.int64) for s in shards),
         mask=torch.tensor(first["mask"], dtype=torch.bool) if "mask" in first else None,
     )
-    noise = next(n for n in config.noise if n.label == first["noise"]).model
     summary = summary_record(
         result,
-        noise.with_level(first["level"]),
+        job.noise_model,
         noise_label=first["noise"],
         seed=first["seed"],
         clean=first["clean"],
-        threshold=config.reliability_threshold,
+        threshold=run.config.reliability_threshold,
         seconds=sum(s["seconds"] for s in shards),
     )
-    labels = {k: first[k] for k in ("method_spec", "training", "config")}
-    return {"method": first["method"], **summary, **labels}
+    labels = {k: first[k] for k in SHARED}
+    return strict_json({"method": first["method"], **summary, **labels})
+
+
+def check_finished(
+    run: GridRun, jobs: list[Job], task: Task, data_digest: str, given: dict[str, str]
+) -> None:
+    """Under --resume, before any work: NoiseproofError (one line, naming the file) unless
+    every checkpoint and job record already in the folder is readable, belongs to the job its
+    file name says, and was computed from this run's inputs. given: method label -> digest of
+    the checkpoint evaluated instead of training it."""
+    folder, digests = run.folder, {}
+    for job in jobs:
+        if isinstance(job, TrainJob):
+            ckpt = folder.checkpoint(job.method, job.seed)
+            if job.method in given:
+                digests[job] = given[job.method]
+            elif ckpt.is_file():
+                try:
+                    state, meta = load_checkpoint(ckpt)
+                except NoiseproofError as error:
+                    raise NoiseproofError(f"{error}; delete it to train it again") from None
+                expect = checkpoint_expect(run.config, job.method, job.seed, task, data_digest)
+                check_checkpoint(ckpt, meta, expect)
+                digests[job] = checkpoint_digest(state, meta)
+            continue
+        digest = digests.get(job.training)
+        whole = folder.job(job.method, job.noise, job.level, job.seed)
+        if whole.is_file():
+            folder.read_record(whole, job_expect(run, job, digest, data_digest))
+        elif not job.whole and folder.shard(job).is_file():
+            folder.read_record(folder.shard(job), record_expect(run, job, digest, data_digest))

@@ -128,6 +128,7 @@ def train_job(
         "val_metric": result.val_metric,
         "best_val": result.best_val,
         "train_seconds": time.perf_counter() - started,
+        "cost": result.cost,
     }
     if task is not None:
         meta["task"] = task.spec()
@@ -152,10 +153,13 @@ def train_and_save(
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
+    inputs: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """`train_job` for one method entry of an experiment config, for `task`, on its `device`,
     its checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
-    anywhere) and one line logged (label, seed, best validation metric and epoch, time)."""
+    anywhere) and one line logged (label, seed, best validation metric and epoch, time).
+    inputs: what the training was computed from (noiseproof.experiments.provenance), kept in
+    the metadata under 'inputs'."""
     model, meta = train_job(
         config.model,
         data,
@@ -173,6 +177,8 @@ def train_and_save(
         analog=config.forward,
         task=task,
     )
+    if inputs is not None:
+        meta["inputs"] = inputs
     if path is not None:
         save_checkpoint(path, model.state_dict(), meta)
     metric = task.primary

@@ -60,10 +60,13 @@ def is_percent(name: str) -> bool:
     return "accuracy" in name
 
 
-def show(value: float, name: str, like: float | None = None) -> str:
+def show(value: float | None, name: str, like: float | None = None) -> str:
     """A value of metric `name` as tables show it: accuracies in % with two decimals, others
     with the decimals that give `like` (default: the value itself) four significant digits
-    (perplexity 115.8, MSE 0.3512), so a cell's mean, std and worst align."""
+    (perplexity 115.8, MSE 0.3512), so a cell's mean, std and worst align. A missing value
+    (null in a strict-JSON record) shows as 'n/a'."""
+    if value is None:
+        return "n/a"
     if is_percent(name):
         return f"{100 * value:.2f}"
     reference = abs(like if like is not None else value)
@@ -128,12 +131,13 @@ def grouped(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[float
 
 
 def mean_over_seeds(records: Sequence[dict[str, Any]], key: str, stat: str) -> float:
-    """Mean over seeds of record[key][stat] (key: 'reliability', or a metric's name)."""
+    """Mean over seeds of record[key][stat] (key: 'reliability', or a metric's name); a null
+    value (not a finite number when it was measured) counts as NaN."""
     if key == "reliability":
-        return sum(r[key][stat] for r in records) / len(records)
-    return sum(metric_stats(r, key).get(stat, metric_stats(r, key)["min"]) for r in records) / len(
-        records
-    )
+        values = [r[key][stat] for r in records]
+    else:
+        values = [metric_stats(r, key).get(stat, metric_stats(r, key)["min"]) for r in records]
+    return sum(math.nan if v is None else v for v in values) / len(values)
 
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -18,22 +18,23 @@ w = (G+ - G-) * scale / (G_max - G_min) (Drolet et al. 2023).
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from noiseproof.atomic import write_atomic, write_json_atomic, write_text_atomic
+from noiseproof.atomic import write_atomic, write_json_atomic
 from noiseproof.export.layout import CrossbarArray
-from noiseproof.export.tiles import TiledConductances, tile_conductances
+from noiseproof.export.tiles import TiledConductances, check_export_size, tile_conductances
 from noiseproof.filenames import safe_name
 from noiseproof.plotting import pyplot, save_figure
 
 FORMAT = "noiseproof-conductances/1"
 CSV_COLUMNS = ("layer", "tile_row", "tile_col", "row", "col", "g_plus_us", "g_minus_us", "padding")
+CSV_BLOCK = 1 << 16
+"""CSV lines formatted at a time (a few MB of text)."""
 
 
 def file_stems(arrays: list[CrossbarArray]) -> list[str]:
@@ -50,15 +51,25 @@ def file_stems(arrays: list[CrossbarArray]) -> list[str]:
 
 def csv_text(layer: str, tiles: TiledConductances) -> str:
     """The CSV of one layer (columns `CSV_COLUMNS`, one line per weight position)."""
-    index = np.indices(tiles.g_plus.shape).reshape(4, -1).T.tolist()
-    plus, minus = tiles.g_plus.reshape(-1).tolist(), tiles.g_minus.reshape(-1).tolist()
-    padding = tiles.padding().reshape(-1).astype(int).tolist()
-    lines = [",".join(CSV_COLUMNS)]
-    lines += [
-        f"{layer},{i},{j},{r},{c},{p!r},{m!r},{pad}"
-        for (i, j, r, c), p, m, pad in zip(index, plus, minus, padding, strict=True)
-    ]
-    return "\n".join(lines) + "\n"
+    return "".join(csv_blocks(layer, tiles))
+
+
+def csv_blocks(layer: str, tiles: TiledConductances) -> Iterator[str]:
+    """The CSV of one layer in blocks of at most CSV_BLOCK lines (the header first), so that
+    writing it takes memory for one block, not for the whole text."""
+    yield ",".join(CSV_COLUMNS) + "\n"
+    shape = tiles.g_plus.shape
+    plus, minus = tiles.g_plus.reshape(-1), tiles.g_minus.reshape(-1)
+    padding = tiles.padding().reshape(-1)
+    for start in range(0, plus.size, CSV_BLOCK):
+        stop = min(start + CSV_BLOCK, plus.size)
+        index = [axis.tolist() for axis in np.unravel_index(np.arange(start, stop), shape)]
+        values = (plus[start:stop].tolist(), minus[start:stop].tolist())
+        pads = padding[start:stop].astype(int).tolist()
+        yield "".join(
+            f"{layer},{i},{j},{r},{c},{p!r},{m!r},{pad}\n"
+            for i, j, r, c, p, m, pad in zip(*index, *values, pads, strict=True)
+        )
 
 
 def histogram(name: str, tiles: TiledConductances, path: Path) -> Path:
@@ -84,9 +95,15 @@ def histogram(name: str, tiles: TiledConductances, path: Path) -> Path:
 
 def _npz(tiles: TiledConductances) -> Callable[[Any], None]:
     def write(handle: Any) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, g_plus_us=tiles.g_plus, g_minus_us=tiles.g_minus)
-        handle.write(buffer.getvalue())
+        np.savez(handle, g_plus_us=tiles.g_plus, g_minus_us=tiles.g_minus)
+
+    return write
+
+
+def _csv(layer: str, tiles: TiledConductances) -> Callable[[Any], None]:
+    def write(handle: Any) -> None:
+        for block in csv_blocks(layer, tiles):
+            handle.write(block.encode())
 
     return write
 
@@ -157,12 +174,13 @@ def write_export(
     checkpoint, the noise model spec)."""
     if not arrays:
         raise ValueError("arrays is empty: nothing to export")
+    check_export_size({a.name: tuple(a.matrix.shape) for a in arrays}, tile)
     g_min, g_max = window
     layers = []
     for array, stem in zip(arrays, file_stems(arrays), strict=True):
         tiles = tile_conductances(array.matrix, window, tile)
         write_atomic(out / f"{stem}.npz", _npz(tiles))
-        write_text_atomic(out / f"{stem}.csv", csv_text(array.name, tiles))
+        write_atomic(out / f"{stem}.csv", _csv(array.name, tiles))
         histogram(array.name, tiles, out / f"{stem}.png")
         layers.append(layer_entry(array, tiles, stem))
     manifest = {

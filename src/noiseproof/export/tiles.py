@@ -12,6 +12,14 @@ The array is cut into tiles of `rows` x `cols` weights (two devices each), tile 
 array rows i*rows .. (i+1)*rows - 1 and columns j*cols .. (j+1)*cols - 1. Edge tiles are padded
 to the full tile size with G+ = G- = G_min (weight 0, no current difference), so every tile
 is one whole physical crossbar to program.
+
+Size limit: an export holds at most MAX_PAIRS device pairs (positions of all its tiles, edge
+padding included), checked by `check_export_size` from the shapes alone, before anything is
+allocated or written. Each pair takes 16 bytes as float64 G+/G- targets (the npz files), about
+47 bytes of CSV, and at most about 60 bytes of memory while its layer is written (measured on
+a 2048x2048 layer; the CSV is written in blocks); 2^25 pairs are 512 MiB of targets, ~2.1 GB
+of files, at most ~2 GB of memory, ~3 min on one core, and 512 crossbars of 256x256: several
+times the largest analog chips built (IBM's 64-core chip has 64 of them).
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ from noiseproof.noise.mapping import ConductanceMapping
 
 _TILE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
 
+MAX_PAIRS = 2**25
+"""The most device pairs (tile positions, padding included) one export writes (module
+docstring): 33,554,432 pairs, 512 MiB of float64 G+/G- targets."""
+BYTES_PER_PAIR = 16
+"""float64 G+ and G- of one pair: what the npz files hold."""
+
 
 def parse_tile(text: str) -> tuple[int, int]:
     """'256x256' -> (256, 256): weight rows x columns of one crossbar tile (both >= 1)."""
@@ -40,6 +54,45 @@ def parse_tile(text: str) -> tuple[int, int]:
             f"tile must be ROWSxCOLS with positive integers (e.g. 256x256), got {text!r}"
         )
     return int(match[1]), int(match[2])
+
+
+def padded_pairs(shape: tuple[int, int], tile: tuple[int, int]) -> int:
+    """Device pairs in the tiles of an array of `shape` (rows, cols): whole tiles, edge tiles
+    padded (exact integers, whatever the sizes)."""
+    (n_rows, n_cols), (rows, cols) = shape, tile
+    return math.ceil(n_rows / rows) * rows * math.ceil(n_cols / cols) * cols
+
+
+def check_export_size(
+    arrays: dict[str, tuple[int, int]], tile: tuple[int, int], source: str = "the arrays"
+) -> None:
+    """ValueError (one line: the numbers and the limit) when the tiles of the arrays (name ->
+    (rows, cols)) would hold more than MAX_PAIRS device pairs; computed from the shapes, before
+    any allocation. `source` names the arrays when they alone are too many."""
+    weights = sum(rows * cols for rows, cols in arrays.values())
+    pairs = sum(padded_pairs(shape, tile) for shape in arrays.values())
+    limit = f"the limit of {MAX_PAIRS:,} pairs ({_size(MAX_PAIRS * BYTES_PER_PAIR)})"
+    if weights > MAX_PAIRS:
+        raise ValueError(
+            f"{source} hold {weights:,} weights in all: over {limit} one export writes "
+            "(docs/device-physics.md)"
+        )
+    if pairs > MAX_PAIRS:
+        name, (rows, cols) = max(arrays.items(), key=lambda item: item[1][0] * item[1][1])
+        raise ValueError(
+            f"--tile {tile[0]}x{tile[1]}: the tiles would hold {pairs:,} device pairs "
+            f"({_size(pairs * BYTES_PER_PAIR)} of G+/G- targets) for {weights:,} weights, "
+            f"over {limit}: use smaller tiles (the largest array, {name}, is {rows}x{cols})"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    """Bytes in binary units: 536870912 -> '512 MiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    k = 0
+    while n_bytes >= 1024 and k < len(units) - 1:
+        n_bytes, k = n_bytes / 1024, k + 1
+    return f"{n_bytes:.4g} {units[k]}"
 
 
 def conductance_window(noise: NoiseModel) -> tuple[float, float]:
@@ -97,6 +150,7 @@ def tile_conductances(
     padded with G_min (see the module docstring)."""
     if matrix.dim() != 2:
         raise ValueError(f"matrix must be 2-D (an array), got shape {tuple(matrix.shape)}")
+    check_export_size({"matrix": (matrix.shape[0], matrix.shape[1])}, tile)
     rows, cols = tile
     mapping = ConductanceMapping(g_min_us=window[0], g_max_us=window[1], scheme="differential")
     target = mapping.to_conductance(matrix)

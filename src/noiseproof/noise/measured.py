@@ -17,6 +17,9 @@ its own max|W| (noiseproof.noise.mapping, Drolet et al. 2023), programs each dev
 
 and reads the weights back. s is the sweep level `scale` (1: as measured, 0: ideal), as tio2's
 `strength`. Random draws do not depend on s: one generator state gives the same chip, worse.
+A device whose sigma(G) is negative anywhere in its window is refused when loaded (one line
+saying where): clamped to 0 it would silently mean devices without programming noise there.
+The max(., 0) only guards conductances a rounding puts a hair outside the window.
 
 The fitted parameters are loaded from `file` when the config is validated (a relative path is
 resolved against the current directory) and kept in the field `device`, so `spec()` and every
@@ -27,9 +30,11 @@ the file is not read again and results stay reproducible if the file changes or 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+import numpy as np
 import torch
 import yaml
 from pydantic import (
@@ -80,6 +85,50 @@ class Polynomial(_Frozen):
         for c in reversed(self.coefficients):
             out = out * g + c
         return out
+
+
+def polynomial_at(coefficients: Sequence[float], g: float) -> float:
+    """c0 + c1 g + c2 g^2 + ... (ascending powers) at one conductance."""
+    return sum(c * g**k for k, c in enumerate(coefficients))
+
+
+def negative_parts(
+    coefficients: Sequence[float], window: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """The ranges [a, b] of the window where the polynomial is below 0 (empty: never)."""
+    lo, hi = window
+    degree = max((k for k, c in enumerate(coefficients) if c != 0), default=0)
+    roots = np.polynomial.polynomial.polyroots(coefficients[: degree + 1]) if degree else []
+    real = {float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) <= 1e-12 * (1 + abs(r))}
+    cuts = sorted({lo, hi, *(r for r in real if lo < r < hi)})
+    parts: list[tuple[float, float]] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if polynomial_at(coefficients, (a + b) / 2) < 0:
+            parts = [(parts[-1][0], b)] if parts and parts[-1][1] == a else [*parts, (a, b)]
+    return parts
+
+
+def lowest(coefficients: Sequence[float], window: tuple[float, float]) -> tuple[float, float]:
+    """(G, value) of the polynomial's minimum over the window (degree <= 2)."""
+    points = list(window)
+    if len(coefficients) == 3 and coefficients[2] > 0:
+        vertex = -coefficients[1] / (2 * coefficients[2])
+        points += [vertex] if window[0] < vertex < window[1] else []
+    return min(((g, polynomial_at(coefficients, g)) for g in points), key=lambda p: p[1])
+
+
+def negative_sigma(coefficients: Sequence[float], window: tuple[float, float]) -> str | None:
+    """None when sigma(G) >= 0 over the whole window, else where it is not: 'negative for G in
+    0-1.6, 23.4-25 uS of the window 0-25 uS (lowest -0.048 uS at G = 0)'."""
+    parts = negative_parts(coefficients, window)
+    if not parts:
+        return None
+    g, value = lowest(coefficients, window)
+    where = ", ".join(f"{a:.4g}-{b:.4g}" for a, b in parts)
+    return (
+        f"negative for G in {where} uS of the window {window[0]:.4g}-{window[1]:.4g} uS "
+        f"(lowest {value:.3g} uS at G = {g:.4g})"
+    )
 
 
 class SigmaBin(_Frozen):
@@ -153,6 +202,19 @@ class MeasuredDevice(_Frozen):
         if self.stuck_low.fraction + self.stuck_high.fraction > 1:
             raise ValueError("stuck fractions add up to more than 1")
         return self
+
+    @field_validator("sigma")
+    @classmethod
+    def _sigma_not_negative(cls, sigma: SigmaFit, info: ValidationInfo) -> SigmaFit:
+        window = info.data.get("window_us")
+        if window is None or not window[0] < window[1]:  # the window's own check says why
+            return sigma
+        if (negative := negative_sigma(sigma.coefficients, window)) is not None:
+            raise ValueError(
+                f"{negative}: a programming noise below 0 would silently mean no noise there; "
+                "fit the device again (fit-device refuses such a fit)"
+            )
+        return sigma
 
 
 @functools.lru_cache(maxsize=16)

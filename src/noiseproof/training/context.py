@@ -42,12 +42,15 @@ class StepContext:
     generator: torch.Generator
     wrapper: nn.Module | None = None
     task: Task = field(default_factory=lambda: tasks.create("classification"))
+    forwards: int = 0
+    """Model forwards made through `forward` so far (the training's cost record reads it)."""
 
     def forward(self, params: Mapping[str, Tensor] | None, x: Inputs) -> Tensor:
         """`chip.forward(model, params, x)`: the logits with `params` standing in for those
         names. Every forward of a method goes through here: under torchrun it is made through
         the DistributedDataParallel wrapper (names prefixed 'module.'), whose backward averages
         the gradients over the processes; a forward on `model` itself would not."""
+        self.forwards += 1
         if self.wrapper is None:
             return forward(self.model, params, x)
         named = None if params is None else {f"module.{n}": t for n, t in params.items()}

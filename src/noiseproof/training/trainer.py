@@ -30,6 +30,7 @@ from noiseproof.tasks import Task, create_task
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.context import Objective, Restricted, StepContext
+from noiseproof.training.cost import CostMeter
 from noiseproof.training.distributed import (
     check_divisible,
     forwards_with_grad,
@@ -62,6 +63,9 @@ class TrainResult:
     best_epoch: int = 0
     best_val: float = float("nan")
     val_metric: str = "accuracy"
+    cost: dict[str, float | int | str] = field(default_factory=dict)
+    """What the training cost (noiseproof.training.cost.CostMeter.record): seconds, steps,
+    examples, model forwards, FLOPs (torch's counter), device."""
 
     @property
     def best_val_accuracy(self) -> float:
@@ -200,6 +204,7 @@ def train(
         scaler = grad_scaler(device, config.precision)
         result = TrainResult(val_metric=task.primary.name)
         scored = scored_column(config.select, task.primary.name)
+        meter, training_started = CostMeter(), time.perf_counter()
         best_state: dict[str, Tensor] | None = None
         best_score = float("-inf")
         bar = progress_bar(
@@ -227,6 +232,7 @@ def train(
                             bar,
                             scaler,
                             device,
+                            meter,
                         )
                     lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
                     schedule.step()
@@ -256,6 +262,8 @@ def train(
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
                     bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
+            meter.forwards = ctx.forwards
+            result.cost = meter.record(time.perf_counter() - training_started, device)
         finally:
             bar.close()
             notify(callbacks, "on_train_end", result)
@@ -314,8 +322,10 @@ def run_epoch(
     bar: Progress,
     scaler: torch.amp.GradScaler | None = None,
     device: torch.device | None = None,
+    meter: CostMeter | None = None,
 ) -> dict[str, float]:
     """One pass over the training split; returns the example-weighted mean of each loss term.
+    `meter` (noiseproof.training.cost) counts the steps, examples and the first step's FLOPs.
 
     The step has no host synchronisation: each term is added, times the batch size, to a
     float64 (float32 on MPS) sum on the device, read once at the end of the epoch. The step
@@ -334,22 +344,24 @@ def run_epoch(
         data, config.batch_size, shuffle, config.steps_per_epoch, device, rank=rank, world=world
     )
     sizes = global_batch_sizes(len(data.y_train), config.batch_size, config.steps_per_epoch, world)
+    meter = meter or CostMeter()
     for (x, y), size in zip(batches, sizes, strict=True):
         made = forwards_with_grad(ctx.wrapper) if ctx.wrapper is not None else 0
-        with autocast(device, config.precision):
-            terms = method.terms(ctx, x, y)
-            loss = torch.stack(list(terms.values())).sum()
-        if ctx.wrapper is not None and forwards_with_grad(ctx.wrapper) == made:
-            raise NoiseproofError(
-                f"method '{getattr(method, 'registered_name', type(method).__name__)}' made no "
-                "forward through StepContext.forward: under torchrun its gradients would not be "
-                "averaged over the processes (use ctx.forward(params, x))"
-            )
-        scale = world * len(y) / size  # 1 but for the shares of an uneven last batch
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss if scale == 1 else loss * scale).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        with meter.step(len(y)):
+            with autocast(device, config.precision):
+                terms = method.terms(ctx, x, y)
+                loss = torch.stack(list(terms.values())).sum()
+            if ctx.wrapper is not None and forwards_with_grad(ctx.wrapper) == made:
+                raise NoiseproofError(
+                    f"method '{getattr(method, 'registered_name', type(method).__name__)}' made "
+                    "no forward through StepContext.forward: under torchrun its gradients would "
+                    "not be averaged over the processes (use ctx.forward(params, x))"
+                )
+            scale = world * len(y) / size  # 1 but for the shares of an uneven last batch
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss if scale == 1 else loss * scale).backward()
+            scaler.step(optimizer)
+            scaler.update()
         for name, value in {"loss": loss, **terms}.items():
             part = value.detach().to(dtype) * len(y)
             sums[name] = sums[name] + part if name in sums else part
