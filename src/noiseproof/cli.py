@@ -12,7 +12,7 @@ import click
 import yaml
 
 from noiseproof import logs
-from noiseproof.commands import attack, correct, export, fit_device, landscape
+from noiseproof.commands import attack, correct, export, fit_device, landscape, recommend
 from noiseproof.commands.options import (
     OneLineErrors,
     build_config,
@@ -312,6 +312,7 @@ for _command in (
     correct.command,
     fit_device.command,
     export.command,
+    recommend.command,
 ):
     cli.add_command(_command)
 for _command in cli.commands.values():  # -q, -v and --plugin after the command name too

@@ -159,6 +159,9 @@ class ExperimentConfig(BaseModel):
     train: TrainConfig = TrainConfig()
     chip: ChipSelection = ChipSelection()
     reliability_threshold: float = Field(0.95, gt=0, le=1, strict=True)
+    confidence: float = Field(
+        0.95, gt=0, lt=1, strict=True, description="level of the intervals and comparisons"
+    )
     eval_batch_size: int = Field(2000, ge=1, strict=True)
     attack: AttackConfig | None = None  # targeted attack per trained model (optional)
     landscape: LandscapeConfig | None = None  # loss landscape per trained model (optional)
@@ -288,6 +291,7 @@ class ExperimentConfig(BaseModel):
             "train": self.train.model_dump(mode="json"),
             "chip": self.chip.model_dump(mode="json"),
             "reliability_threshold": self.reliability_threshold,
+            **({"confidence": self.confidence} if self.confidence != 0.95 else {}),
             "eval_batch_size": self.eval_batch_size,
             "device": self.device,
             "eval_precision": self.eval_precision,

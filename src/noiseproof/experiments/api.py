@@ -24,6 +24,7 @@ from noiseproof.devices import check_device_spec, model_device, resolve_device
 from noiseproof.evaluation.arguments import check_outputs_fit
 from noiseproof.evaluation.vectorised import PROBE_EXAMPLES
 from noiseproof.experiments.compare import run_compare
+from noiseproof.experiments.decision import recommend
 from noiseproof.experiments.jobs import build_seeded, run_task
 from noiseproof.experiments.results import flat_row, summary_rows, text_table
 from noiseproof.inputs import to
@@ -99,6 +100,30 @@ class CompareResults:
         return "\n\n".join(
             f"{noise}\n{text_table(header, rows)}"
             for noise, header, rows in summary_rows(self.jobs)
+        )
+
+    def recommend(
+        self,
+        noise: str,
+        level: float,
+        *,
+        within: float | None = None,
+        by: str = "mean",
+        max_train_cost: float | None = None,
+        confidence: float = 0.95,
+    ) -> dict[str, Any]:
+        """The method to deploy at (noise, level), as `noiseproof recommend` says it
+        (noiseproof.experiments.decision.recommend): {'method', 'lines', 'comparison'}.
+
+        Example: ``results.recommend("relative_gaussian", 0.2)["method"]``."""
+        return recommend(
+            {"jobs": self.jobs, "trainings": self.trainings},
+            noise,
+            level,
+            within=within,
+            by=by,
+            max_train_cost=max_train_cost,
+            confidence=confidence,
         )
 
     def __str__(self) -> str:

@@ -31,6 +31,7 @@ from noiseproof.data.base import Dataset
 from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import flatness_table, write_analyses
+from noiseproof.experiments.decision import comparisons, pareto, verdict_rows
 from noiseproof.experiments.executors import Executor, LocalExecutor, RayExecutor
 from noiseproof.experiments.grid import (
     GridRun,
@@ -220,11 +221,14 @@ def assemble(
     records = [collected.records[key] for key in evaluation_keys(config)]
     trained_jobs = [job for job in jobs if isinstance(job, TrainJob)]
     trainings = [collected.trainings[job] for job in trained_jobs]
+    decided = comparisons(records, trainings, config.confidence)
     results = {
         "config": config.to_dict(),
         "wall_seconds": wall,
         "jobs": records,
         "trainings": trainings,
+        "comparisons": decided,
+        "pareto": pareto(decided),
     }
     if config.attack is not None:
         results["attacks"] = [a for job in trained_jobs for a in collected.attacks[job]]
@@ -253,12 +257,28 @@ def report(
         f"{len(config.seeds)} seed(s), {config.transfers} transfers per level; "
         f"wall time {wall:.1f} s (this run)"
     )
-    write_report(folder.path, records, results["trainings"], results["config"], summary)
+    write_report(
+        folder.path,
+        records,
+        results["trainings"],
+        results["config"],
+        summary,
+        results["comparisons"],
+    )
     write_analyses(folder.path, results.get("attacks", []), results.get("landscapes", []), show)
     for noise, header, rows in summary_rows(records):
         name = primary_metric(next(r for r in records if r["noise"] == noise))
         show("\n" + table_caption(name, noise, config.transfers))
         show(text_table(header, rows))
+        _, verdicts = verdict_rows(results["comparisons"], noise)
+        show(
+            "best (chip-paired, "
+            f"{100 * config.confidence:g} %): "
+            + "; ".join(
+                f"{level}: {best}" + (f" = {tied}" if tied != "none" else "")
+                for level, best, _, tied in verdicts
+            )
+        )
     log(f"\nwrote {folder.path}/results.json, results.csv, report.md, report.html ({wall:.1f} s)")
 
 

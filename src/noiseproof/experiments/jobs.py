@@ -273,8 +273,9 @@ def summary_record(
     seconds: float,
 ) -> dict[str, Any]:
     """One evaluation's result record (no labels) from all its chips' outcomes: the task, each
-    of its metrics over the chips (`metrics`) and without noise (`clean`); a classifier's
-    record also keeps `accuracy` and `clean_accuracy`."""
+    of its metrics over the chips (`metrics`: statistics; `per_chip`: chip k's value at index
+    k, for chip-paired comparisons) and without noise (`clean`); a classifier's record also
+    keeps `accuracy` and `clean_accuracy`."""
     task = result.task
     classifier = task.registered_name == "classification"
     summaries = metric_summaries(result)
@@ -287,6 +288,7 @@ def summary_record(
         **({"accuracy": accuracy_summary(result.accuracy)} if classifier else {}),
         "task": task.spec(),
         "metrics": summaries,
+        "per_chip": {name: values.tolist() for name, values in result.metrics.items()},
         "clean": clean,
         "reliability": reliability(result, threshold),
         "per_example_reliability_histogram": reliability_histogram(

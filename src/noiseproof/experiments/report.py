@@ -11,6 +11,7 @@ import jinja2
 import yaml
 
 from noiseproof.atomic import write_text_atomic
+from noiseproof.experiments.decision import verdict_rows
 from noiseproof.experiments.plots import (
     accuracy_plot,
     reliability_histogram_plot,
@@ -82,8 +83,11 @@ def write_report(
     trainings: Sequence[dict[str, Any]],
     config: dict[str, Any],
     summary: str,
+    decided: Sequence[dict[str, Any]] = (),
 ) -> list[Path]:
-    """Write the plots, report.md and report.html into `out`; returns the written paths."""
+    """Write the plots, report.md and report.html into `out`; returns the written paths.
+    `decided`: the run's chip-paired comparisons (noiseproof.experiments.decision), shown per
+    noise model as the best method per level and those indistinguishable from it."""
     tables, written = [], []
     for noise, acc_header, acc_rows in summary_rows(records):
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in noise)
@@ -92,6 +96,7 @@ def write_report(
         hist_png = reliability_histogram_plot(records, noise, out / f"histogram_{slug}.png")
         written += [acc_png, rel_png, hist_png]
         rel_header, rel_rows = reliability_rows(records, noise)
+        verdict_header, verdicts = verdict_rows(decided, noise)
         tables.append(
             {
                 "noise": noise,
@@ -104,6 +109,9 @@ def write_report(
                 "reliability_header": rel_header,
                 "reliability_rows": rel_rows,
                 "reliability_md": markdown_table(rel_header, rel_rows),
+                "verdict_header": verdict_header,
+                "verdict_rows": verdicts,
+                "verdict_md": markdown_table(verdict_header, verdicts) if verdicts else "",
                 "accuracy_png": acc_png.name,
                 "reliability_png": rel_png.name,
                 "accuracy_b64": base64.b64encode(acc_png.read_bytes()).decode(),

@@ -6,11 +6,14 @@ makes included) over the first training step, scaled by the examples of the whol
 step's FLOPs are linear in its batch for these layers, and counting every step would slow the
 training by the counter's dispatch. Forwards are the model forwards the method made through
 `StepContext.forward` (the attack's, the noisy and the clean branch's), counted every step.
+Seconds are the training's wall time with the counted step's own time replaced by the mean of
+the other steps' (the counter's dispatch, and its one-time import, are not the method's cost).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,13 +29,15 @@ class CostMeter:
     forwards: int = 0
     first_step_flops: int | None = None
     first_step_examples: int = 0
+    first_step_seconds: float = 0.0
+    other_steps_seconds: float = 0.0
 
     @contextlib.contextmanager
     def step(self, examples: int) -> Iterator[None]:
         """Around one whole step (the method's terms, backward, optimiser step): the first one
         under torch's FLOP counter."""
-        counting = self.first_step_flops is None
-        if counting:
+        started = time.perf_counter()
+        if self.first_step_flops is None:
             from torch.utils.flop_counter import FlopCounterMode  # loaded on the first step only
 
             counter = FlopCounterMode(display=False)
@@ -40,19 +45,25 @@ class CostMeter:
                 yield
             self.first_step_flops = int(counter.get_total_flops())
             self.first_step_examples = examples
+            self.first_step_seconds = time.perf_counter() - started
         else:
             yield
+            self.other_steps_seconds += time.perf_counter() - started
         self.steps += 1
         self.examples += examples
 
     def record(self, seconds: float, device: torch.device) -> dict[str, float | int | str]:
         """{'seconds', 'steps', 'examples', 'forwards', 'flops', 'flops_per_example',
-        'device'}: flops = first step's FLOPs x examples / the first step's examples."""
+        'device'}: flops = first step's FLOPs x examples / the first step's examples; seconds:
+        the training's wall `seconds`, its counted step at the other steps' mean time."""
         per_example = (
             self.first_step_flops / self.first_step_examples
             if self.first_step_flops is not None and self.first_step_examples
             else 0.0
         )
+        if self.steps > 1:  # the counted step at the other steps' pace
+            typical = self.other_steps_seconds / (self.steps - 1)
+            seconds = seconds - self.first_step_seconds + typical
         return {
             "seconds": seconds,
             "steps": self.steps,
