@@ -61,6 +61,9 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # a full disk, a lost mount: the message names the file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -276,7 +276,7 @@ def verdict_rows(
         rows.append(
             [
                 f"{item['level']:g}",
-                f"{item['best']} ({best['value']:.4g})",
+                f"{item['best']} ({show(best['value'], metric)})",
                 shown,
                 ", ".join(tied) or "none",
             ]
