@@ -1,6 +1,7 @@
 #!/bin/sh
-# One command for the (reduced) reproduction: trains the six methods, evaluates 100 transfers per
-# zeta, the targeted attack at zeta 0.1 and the loss landscape; writes runs/buechel2022/.
+# One command for the (reduced) reproduction: trains the methods of config.yaml, evaluates 100
+# transfers per zeta, the targeted attack at zeta 0.1 and the loss landscape; writes
+# runs/buechel2022/.
 # Extra arguments go to `noiseproof compare` (e.g. --resume, or --set dataset.max_train=null).
 set -e
 cd "$(dirname "$0")/../.."

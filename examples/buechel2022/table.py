@@ -22,6 +22,7 @@ PAPER = {
     "forward_noise_0.3+adversarial_0.1": {0.0: 91.88, 0.3: 91.25, 0.5: 89.36, 0.7: 84.19},
     "awp": {0.7: 65.38},
     "dropout": {0.7: 53.91},
+    "amp": {0.7: 36.79},
 }
 PAPER_ATTACK = {
     "standard": "91.40 -> 17.50; random 90.63",
@@ -34,6 +35,7 @@ NAMES = {
     "adversarial_0.25": "adversarial beta 0.25",
     "forward_noise_0.3+adversarial_0.1": "forward noise 0.3 + adversarial beta 0.1",
     "awp": "AWP gamma 0.1",
+    "amp": "AMP epsilon 0.5",
 }
 
 
