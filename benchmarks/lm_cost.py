@@ -20,10 +20,10 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
-from adversarial_cost import timed_step  # the sibling benchmark's one-step timer
+from adversarial_cost import timed_step  # the sibling benchmarks' one-step timer
+from transfers import best_times  # and interleaved best-of timing
 
 from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import run_transfers
@@ -58,13 +58,7 @@ def monte_carlo(k: int, windows: int, batch: int, repeats: int) -> None:
             model, NOISE, x, y, k, torch.Generator().manual_seed(0), batch_size=batch, task=TASK
         ),
     ]
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            started = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - started)
-    clean, chips = best
+    clean, chips = best_times(fns, repeats)
     print(
         f"Monte Carlo, {k} chips x {windows} windows of {GPT['block_size']} tokens: "
         f"{1000 * chips / k:.1f} ms/chip, {1000 * clean / k:.1f} ms/clean pass, "

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from adversarial_cost import timed_step  # the sibling benchmark's one-step timer
+from transfers import best_times  # the sibling benchmark's interleaved best-of timing
 
 from noiseproof.chip import ChipSelection
 from noiseproof.evaluation.clean import clean_metrics
@@ -107,13 +107,7 @@ def transfers(name: str, repeats: int) -> None:
         chips(None),
         chips(NEURONS),
     ]
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            started = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - started)
-    clean, weights, neurons = best
+    clean, weights, neurons = best_times(fns, repeats)
     print(f"\n[{name}] transfers, relative Gaussian 0.3, N={n} test examples, K={k} chips")
     print(f"  clean pass (floor)          {1e3 * clean / k:9.2f} ms per pass")
     print(

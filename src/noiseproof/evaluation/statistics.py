@@ -103,10 +103,8 @@ def bootstrap_interval(
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     stats = _statistic(resampled(values, resamples, generator), statistic)
-    tail = (1 - confidence) / 2
-    low, high = torch.quantile(stats, torch.tensor([tail, 1 - tail], dtype=torch.float64))
     value = float(_statistic(values.reshape(-1), statistic))
-    return Interval(value, float(low), float(high), confidence)
+    return percentile_interval(value, stats, confidence)
 
 
 def paired_difference(
@@ -131,10 +129,16 @@ def paired_difference(
     stats_a = _statistic(resampled(a, resamples, generator), statistic)
     generator.set_state(state)  # the same picks for b: the pairing survives the resampling
     stats_b = _statistic(resampled(b, resamples, generator), statistic)
-    differences = stats_a - stats_b
-    tail = (1 - confidence) / 2
-    low, high = torch.quantile(differences, torch.tensor([tail, 1 - tail], dtype=torch.float64))
     value = float(_statistic(a.reshape(-1), statistic) - _statistic(b.reshape(-1), statistic))
+    return percentile_interval(value, stats_a - stats_b, confidence)
+
+
+def percentile_interval(value: float, resampled_stats: Tensor, confidence: float) -> Interval:
+    """The interval between the (1 - confidence)/2 and (1 + confidence)/2 quantiles of the
+    resampled statistics (the percentile method)."""
+    tail = (1 - confidence) / 2
+    quantiles = torch.tensor([tail, 1 - tail], dtype=torch.float64)
+    low, high = torch.quantile(resampled_stats, quantiles)
     return Interval(value, float(low), float(high), confidence)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +95,26 @@ def stacked_logits(model: nn.Module, chips: Mapping[str, Tensor], x: Inputs) -> 
     return run(dict(chips))
 
 
+def outcomes(
+    outputs_of: Callable[[Inputs], Tensor],
+    x: Inputs,
+    y: Tensor,
+    batch_size: int,
+    task: Task,
+    chips: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """The task's sums ([*chips, S]) and hits per unit ([*chips, N, ...]) over (x, y), one
+    `outputs_of(batch)` per batch of `batch_size`: a plain forward of one chip (chips 0), or a
+    vmapped forward of stacked chips whose outputs lead with the chip dimension (chips 1)."""
+    sums, hits = None, []
+    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+        outputs = outputs_of(xs)
+        part = task.sums(outputs, ys)
+        sums = part if sums is None else sums + part
+        hits.append(task.hits(outputs, ys))
+    return sums, torch.cat(hits, dim=chips)
+
+
 @torch.no_grad()
 def stacked_outcomes(
     model: nn.Module,
@@ -105,13 +125,7 @@ def stacked_outcomes(
     task: Task,
 ) -> tuple[Tensor, Tensor]:
     """The task sums [C, S] and hits [C, N, ...] of C stacked chips on (x, y), in batches."""
-    sums, hits = None, []
-    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
-        outputs = stacked_logits(model, chips, xs)
-        part = task.sums(outputs, ys)
-        sums = part if sums is None else sums + part
-        hits.append(task.hits(outputs, ys))
-    return sums, torch.cat(hits, dim=1)
+    return outcomes(lambda xs: stacked_logits(model, chips, xs), x, y, batch_size, task, chips=1)
 
 
 def _tolerance(logits: Tensor) -> float:
