@@ -134,8 +134,8 @@ NOTES = {
         "who runs the jobs (this process or Ray), [below](#executor); never changes a result"
     ),
     "forward": (
-        "optional: analog DAC, output noise and ADC of every on-chip matrix-vector multiply, "
-        "[below](#forward)"
+        "optional: analog DAC, output noise, ADC and IR drop of every on-chip matrix-vector "
+        "multiply, [below](#forward)"
     ),
     "correct.compensation": "shape of the compensation modules, [below](#correctcompensation)",
     "correct.training": "how compensation is trained, [below](#correcttraining)",
@@ -185,9 +185,22 @@ SECTION_INTROS = {
     ),
     "forward": (
         "Analog input/output effects of every on-chip Linear/Conv layer (after IBM aihwkit's "
-        "I/O model): input DAC, additive output noise, output ADC. Set at least one of "
-        "`dac_bits`, `adc_bits`, `output_noise`. See "
+        "I/O model): input DAC, additive output noise, output ADC; and the IR drop of the "
+        "crossbar tiles' wires (`ir_drop`, [below](#forwardir_drop)). Set at least one of "
+        "`dac_bits`, `adc_bits`, `output_noise`, `ir_drop`. See "
         "[device physics](../device-physics.md#analog-forward-non-idealities-forward)."
+    ),
+    "forward.ir_drop": (
+        "The wire resistance of the crossbar tiles every on-chip Linear/Conv layer runs on, "
+        "solved as a resistor network per tile; needs a noise model that maps weights onto "
+        "conductances (`tio2_crossbar`, `pcm`, `measured`). Both keys are required. See "
+        "[IR drop](../device-physics.md#ir-drop)."
+    ),
+    "cost": (
+        "With a `cost:` section, `compare` and `evaluate` estimate every trained model's energy "
+        "and latency per inference on crossbar tiles (`noiseproof cost` does it for one "
+        "checkpoint). `tile`, `dac_bits` and `adc_bits` are required; every other key is a "
+        "constant of the model with its default. See [energy and latency](../cost.md)."
     ),
     "correct": (
         "Read by `noiseproof correct` only (and inside the `correctnet` method's `correct` "
@@ -345,6 +358,11 @@ def config_page() -> str:
         if name in SECTION_INTROS:
             lines += [SECTION_INTROS[name], ""]
         lines += [*TABLE_HEAD, *field_rows(model, f"{name}.", NOTES), ""]
+        for part, field in model.model_fields.items():
+            nested = section_model(field.annotation)
+            if nested is not None and f"{name}.{part}" in SECTION_INTROS:
+                lines += [f"### {name}.{part}", "", SECTION_INTROS[f"{name}.{part}"], ""]
+                lines += [*TABLE_HEAD, *field_rows(nested, f"{name}.{part}.", NOTES), ""]
     lines += ["## correct", "", SECTION_INTROS["correct"], ""]
     lines += [*TABLE_HEAD, *field_rows(CorrectConfig, "correct.", NOTES), ""]
     for name, field in CorrectConfig.model_fields.items():

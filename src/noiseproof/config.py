@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from noiseproof.analog import AnalogForward
+from noiseproof.analog import AnalogForward, ir_drop_window
 from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
@@ -19,6 +19,7 @@ from noiseproof.devices import DEVICE_HELP, resolve_device
 from noiseproof.errors import NoiseproofError, elide
 from noiseproof.evaluation.attack import AttackConfig
 from noiseproof.evaluation.landscape import LandscapeConfig
+from noiseproof.export.cost import CostConfig
 from noiseproof.filenames import level_name, safe_name
 from noiseproof.methods import Method, methods
 from noiseproof.models import models
@@ -170,7 +171,12 @@ class ExperimentConfig(BaseModel):
         "fp32", description="autocast of evaluations: transfers, clean accuracy, attack, landscape"
     )
     executor: ExecutorConfig = ExecutorConfig()
-    forward: AnalogForward | None = None  # analog DAC/ADC/output noise of on-chip layers
+    forward: AnalogForward | None = None  # DAC/ADC/output noise/IR drop of on-chip layers
+    cost: CostConfig | None = Field(
+        None,
+        description="optional: estimate each trained model's energy and latency per inference "
+        "on crossbar tiles (into its training record and results.json `cost_estimate`)",
+    )
     task: Task | Literal["auto"] = Field(
         "auto", description="what the model is trained and measured for; auto: from the targets"
     )
@@ -245,6 +251,8 @@ class ExperimentConfig(BaseModel):
         for entry in self.noise:
             for level in self.levels_of(entry):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
+            if self.forward is not None and self.forward.ir_drop is not None:
+                ir_drop_window(self.forward, entry.model)  # one line naming the noise model
         for entry in self.methods:  # a method that cannot train in train.precision says so
             entry.method.check_precision(self.train.precision)
             if isinstance(self.task, Task):  # or the task (an inferred one: once data is loaded)
@@ -302,6 +310,7 @@ class ExperimentConfig(BaseModel):
                 for key, part in (("attack", self.attack), ("landscape", self.landscape))
                 if part is not None
             },
+            **({"cost": self.cost.to_dict()} if self.cost is not None else {}),
         }
 
     @classmethod

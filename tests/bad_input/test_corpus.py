@@ -226,6 +226,32 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
         "'train' comes from the checkpoint",
     ),
     ("evaluate-file-model", ["evaluate", "{ckpt}", "--config", "{section_type}"], "train"),
+    # IR drop (forward.ir_drop)
+    (
+        "ir-drop-negative-resistance",
+        compare("--noise", "pcm", "--set", "forward.ir_drop={wire_resistance_ohm: -1, tile: 8x8}"),
+        "forward.ir_drop.wire_resistance_ohm",
+    ),
+    (
+        "ir-drop-tile-not-rows-x-cols",
+        compare("--noise", "pcm", "--set", "forward.ir_drop={wire_resistance_ohm: 1, tile: 8by8}"),
+        "tile must be ROWSxCOLS",
+    ),
+    (
+        "ir-drop-tile-zero",
+        compare("--noise", "pcm", "--set", "forward.ir_drop={wire_resistance_ohm: 1, tile: '0x8'}"),
+        "tile must be ROWSxCOLS with positive integers",
+    ),
+    (
+        "ir-drop-tile-read-as-hex",
+        compare("--noise", "pcm", "--set", "forward.ir_drop={wire_resistance_ohm: 1, tile: 0x8}"),
+        "got 8 (quote it in YAML",
+    ),
+    (
+        "ir-drop-noise-without-conductances",
+        compare("--set", "forward.ir_drop={wire_resistance_ohm: 1, tile: 8x8}"),
+        "does not map weights onto conductances",
+    ),
     # output folders
     ("out-empty", [*compare(), "--out", ""], "--out is empty"),
     ("out-is-a-file", [*compare(), "--out", "{a_file}"], "is a file, not a folder"),

@@ -17,6 +17,7 @@ COMMANDS = [
     "correct",
     "fit-device",
     "export",
+    "cost",
 ]
 HEAVY = ["torch", "sklearn", "matplotlib", "numpy", "scipy", "noiseproof.config", "pydantic"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import AnalogForward, analog_forward
+from noiseproof.analog import AnalogForward, analog_forward, ir_drop_window
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import model_device
 from noiseproof.evaluation.arguments import (
@@ -36,11 +36,12 @@ from noiseproof.evaluation.chipstream import ChipStream, base_seed, chip_bytes
 from noiseproof.evaluation.vectorised import (
     auto_chunk,
     census,
+    outcomes,
     pays,
     stacked_outcomes,
     vmap_agrees,
 )
-from noiseproof.inputs import Inputs, count, split, to
+from noiseproof.inputs import Inputs, count, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
@@ -132,10 +133,11 @@ def run_transfers(
     the vmapped forward where it pays and runs this model correctly, else the loop; True asks
     for vmap (ValueError if the model cannot); False for the loop. precision: "fp32", or
     "bf16"/"fp16" autocast around the forwards (the noise is drawn in full precision).
-    analog: the analog forward effects (DAC, output noise, ADC: noiseproof.analog) applied to
-    every chip's on-chip layers; chip k's output noise is drawn from a generator seeded by
-    (the run's base seed, k), in batch order, so it depends on the chip and `batch_size`, never
-    on chunking or sharding. These chips are evaluated one by one (no vmap).
+    analog: the analog forward effects (DAC, IR drop, output noise, ADC: noiseproof.analog)
+    applied to every chip's on-chip layers (IR drop over `noise`'s conductance window, refused
+    in one line for a noise model without one); chip k's output noise is drawn from a
+    generator seeded by (the run's base seed, k), in batch order, so it depends on the chip and
+    `batch_size`, never on chunking or sharding. These chips are evaluated one by one (no vmap).
     task: what the chips are measured by (noiseproof.tasks: a Task, a name or mapping; None
     infers it from y and x: class indices, real targets, next tokens...).
     Runs on the model's device: x and y moved there once, the noise drawn there, sums and
@@ -158,6 +160,7 @@ def run_transfers(
         raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
     if analog is not None and vectorise:
         raise ValueError("vectorise=True cannot run the analog forward effects: use None")
+    window = ir_drop_window(analog, noise)  # refuses a noise model without conductances
     device = model_device(model)
     picked = params if params is not None else chip_params(model, selection)
     clean = {name: t.to(device) for name, t in detached(picked).items()}
@@ -195,12 +198,12 @@ def run_transfers(
                     chip = stream.chip(first_chip + k)
                     seed_global(derive_seed(stream.seed, "global", first_chip + k), device)
                     if analog is None:
-                        sums[k], hits = outcomes(model, chip, x, y, batch_size, task)
+                        sums[k], hits = chip_outcomes(model, chip, x, y, batch_size, task)
                     else:
                         seed = derive_seed(stream.seed, "forward", first_chip + k)
                         gen = torch.Generator(device=device).manual_seed(seed)
-                        with analog_forward(model, list(clean), analog, gen):
-                            sums[k], hits = outcomes(model, chip, x, y, batch_size, task)
+                        with analog_forward(model, list(clean), analog, gen, window):
+                            sums[k], hits = chip_outcomes(model, chip, x, y, batch_size, task)
                     counts += hits
                     rows += [hits.unsqueeze(0)] if matrix is not None else []
                     bar.update()
@@ -249,14 +252,8 @@ def _plan(
     return False, max(1, min(transfers, MEMORY_BUDGET // (9 * count(x))))
 
 
-def outcomes(
+def chip_outcomes(
     model: nn.Module, chip: Params, x: Inputs, y: Tensor, batch_size: int, task: Task
 ) -> tuple[Tensor, Tensor]:
     """One chip's task sums over (x, y) ([S]) and hits per unit, one plain forward per batch."""
-    sums, hits = None, []
-    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
-        outputs = forward(model, chip, xs)
-        part = task.sums(outputs, ys)
-        sums = part if sums is None else sums + part
-        hits.append(task.hits(outputs, ys))
-    return sums, torch.cat(hits)
+    return outcomes(lambda xs: forward(model, chip, xs), x, y, batch_size, task)

@@ -236,7 +236,23 @@ def assemble(
         landscapes = [collected.landscapes[job] for job in trained_jobs]
         results["landscapes"] = [item for item in landscapes if item]
         results["flatness"] = flatness_table(results["landscapes"])
+    if config.cost is not None:  # per trained model, the totals of its training's estimate
+        results["cost_estimate"] = [cost_summary(t) for t in trainings if "cost_estimate" in t]
     return results
+
+
+def cost_summary(training: dict[str, Any]) -> dict[str, Any]:
+    """One row of results.json `cost_estimate`: the method, seed and totals of a training's
+    estimate (the full estimate, per layer, is in its training record)."""
+    estimate = training["cost_estimate"]
+    return {
+        "method": training["method"],
+        "seed": training.get("seed"),
+        **estimate["totals"],
+        "energy_j": estimate["energy_j"]["total"],
+        "latency_s": estimate["latency_s"]["total"],
+        "tops_per_w": estimate["tops_per_w"],
+    }
 
 
 def report(

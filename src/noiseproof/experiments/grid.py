@@ -42,6 +42,7 @@ from noiseproof.experiments.plan import EvalJob, Job, TrainJob
 from noiseproof.experiments.provenance import checkpoint_digest, config_hash, data_fingerprint
 from noiseproof.experiments.records import check_record, strict_json
 from noiseproof.experiments.run_folder import RunFolder
+from noiseproof.export.cost import estimate_model
 from noiseproof.logs import info
 from noiseproof.tasks import Task
 from noiseproof.training.callbacks import make_loggers
@@ -314,8 +315,12 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
         )
     file = given or ckpt
     shown = str(Path(given).resolve()) if given else None if ckpt is None else folder.shown(ckpt)
+    training = training_record(job, meta, digest, shown)
+    if config.cost is not None and run.write:  # energy and latency per inference on tiles
+        estimate = estimate_model(model, data.input_shape, config.cost, config.chip)
+        training["cost_estimate"] = strict_json(estimate)
     record = {
-        "training": training_record(job, meta, digest, shown),
+        "training": training,
         "attacks": attacks,
         "landscape": landscape,
         "checkpoint": None if file is None else str(file),
@@ -359,7 +364,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         config.eval_batch_size,
         precision=config.eval_precision,
     )
-    hidden = ("history", "method", "inputs", "checkpoint")
+    hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
     labels = {
         "method_spec": config.method_entry(job.method).method.spec(),
         "training": {k: v for k, v in needed["training"].items() if k not in hidden},

@@ -1,7 +1,8 @@
 """What a training cost: wall time, steps, examples, model forwards and FLOPs, on its device.
 
-FLOPs come from torch's own counter (`torch.utils.flop_counter.FlopCounterMode`: the matmul,
-convolution and attention kernels of the forward and the backward, every extra pass a method
+FLOPs come from torch's own counter (`torch.utils.flop_counter.FlopCounterMode`, with the CPU
+attention kernels it misses: noiseproof.flops; the matmul, convolution and attention kernels of
+the forward and the backward, every extra pass a method
 makes included) over the first training step, scaled by the examples of the whole training: a
 step's FLOPs are linear in its batch for these layers, and counting every step would slow the
 training by the counter's dispatch. Forwards are the model forwards the method made through
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from noiseproof.flops import flop_counter
 
 
 @dataclass
@@ -38,9 +41,7 @@ class CostMeter:
         under torch's FLOP counter."""
         started = time.perf_counter()
         if self.first_step_flops is None:
-            from torch.utils.flop_counter import FlopCounterMode  # loaded on the first step only
-
-            counter = FlopCounterMode(display=False)
+            counter = flop_counter()
             with counter:
                 yield
             self.first_step_flops = int(counter.get_total_flops())

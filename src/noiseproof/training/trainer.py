@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import AnalogForward, analog_forward
+from noiseproof.analog import AnalogForward, analog_forward, ir_drop_window
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
@@ -147,7 +147,8 @@ def train(
 
     analog: analog forward effects (noiseproof.analog); with `analog.train` every training step
     runs through them, the output noise drawn from the method's generator (validation stays
-    digital); without it they are ignored here (evaluation applies them).
+    digital; IR drop maps the weights over `noise`'s conductance window); without it they are
+    ignored here (evaluation applies them).
 
     Inside a torchrun process group (noiseproof.training.distributed.process_group) this is
     data-parallel training: the model is wrapped in DistributedDataParallel (on CUDA each
@@ -166,6 +167,7 @@ def train(
         method.check_task(task)
     if analog is not None and not isinstance(analog, AnalogForward):
         raise TypeError(f"analog must be an AnalogForward or None, got {type(analog).__name__}")
+    window = ir_drop_window(analog, noise) if analog is not None and analog.train else None
     config = config or TrainConfig()
     callbacks = check_callbacks(callbacks) if is_main() else []  # only rank 0 writes logs
     progress = progress and is_main()
@@ -220,7 +222,7 @@ def train(
                 for epoch in range(1, config.epochs + 1):
                     started = time.perf_counter()
                     train_mode(model, frozen)
-                    with analog_effects(model, params, analog, ctx.generator):
+                    with analog_effects(model, params, analog, ctx.generator, window):
                         sums = run_epoch(
                             model,
                             data,
@@ -276,12 +278,14 @@ def analog_effects(
     params: dict[str, Tensor],
     analog: AnalogForward | None,
     gen: torch.Generator,
+    window: tuple[float, float] | None = None,
 ) -> AbstractContextManager:
     """The analog forward effects over the on-chip layers when `analog.train` asks for them in
-    training (noiseproof.analog.analog_forward), else a context that does nothing."""
+    training (noiseproof.analog.analog_forward; `window`: the noise model's conductance window
+    for IR drop), else a context that does nothing."""
     if analog is None or not analog.train:
         return nullcontext()
-    return analog_forward(model, list(params), analog, gen)
+    return analog_forward(model, list(params), analog, gen, window)
 
 
 def noisy_validation(
