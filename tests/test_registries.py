@@ -8,6 +8,7 @@ import inspect
 
 import pytest
 
+import noiseproof.experiments.api  # noqa: F401  (its internal components are seen, as in a full run)
 from noiseproof.data import DatasetSpec, datasets
 from noiseproof.methods import Method, methods
 from noiseproof.models import ModelSpec, models
@@ -24,6 +25,8 @@ REGISTRIES = [
 
 INTERNAL = {
     "CompensationObjective": "correctnet's inner training objective, built by correctnet itself",
+    "GivenModel": "nf.compare's wrapper of the user's own module (not a name to configure)",
+    "GivenData": "nf.compare's wrapper of the user's own data (not a name to configure)",
 }
 """Component subclasses that are not registered on purpose, with why."""
 
