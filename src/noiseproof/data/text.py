@@ -4,6 +4,7 @@ windows (noiseproof.data.windows)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 import torch
@@ -63,9 +64,9 @@ class TextSpec(WindowSpec):
 
     tokenizer: str = Field("char", description=TOKENIZER_HELP)
 
+    @abstractmethod
     def source(self) -> str:
         """The path of the text to read."""
-        raise NotImplementedError
 
     def load(self) -> Dataset:
         """Windows x, y int64 [N, block_size] (y = x shifted by one token), num_classes the

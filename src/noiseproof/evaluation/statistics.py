@@ -100,8 +100,7 @@ def bootstrap_interval(
     """
     values = check_values(values, "values")
     check_confidence(confidence)
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    check_statistic(statistic)
     stats = _statistic(resampled(values, resamples, generator), statistic)
     value = float(_statistic(values.reshape(-1), statistic))
     return percentile_interval(value, stats, confidence)
@@ -125,6 +124,7 @@ def paired_difference(
             f"a and b must hold the same seeds and chips, got {list(a.shape)} and {list(b.shape)}"
         )
     check_confidence(confidence)
+    check_statistic(statistic)
     state = generator.get_state()
     stats_a = _statistic(resampled(a, resamples, generator), statistic)
     generator.set_state(state)  # the same picks for b: the pairing survives the resampling
@@ -140,6 +140,13 @@ def percentile_interval(value: float, resampled_stats: Tensor, confidence: float
     quantiles = torch.tensor([tail, 1 - tail], dtype=torch.float64)
     low, high = torch.quantile(resampled_stats, quantiles)
     return Interval(value, float(low), float(high), confidence)
+
+
+def check_statistic(statistic: str) -> str:
+    """`statistic` if it is one of STATISTICS; ValueError naming it otherwise."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
+    return statistic
 
 
 def check_confidence(confidence: float) -> float:
