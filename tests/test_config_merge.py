@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from noiseproof.commands.options import build_config
-from noiseproof.config import apply_override
+from noiseproof.config import ExperimentConfig, apply_override, default_config
 from noiseproof.errors import NoiseproofError
 from noiseproof.yamlio import deep_merge, load_yaml
 
@@ -87,3 +87,14 @@ def test_yaml_refuses_duplicate_keys_at_any_depth():
             load_yaml(text)
     with pytest.raises(NoiseproofError, match="not valid YAML"):
         apply_override({}, "train={lr: 1, lr: 2}")
+
+
+def test_to_dict_keeps_every_section_it_was_given():
+    """config.yaml is written from to_dict: a `forward:` section dropped there would let a
+    resumed run with other analog effects pass the folder check."""
+    raw = default_config()
+    raw["forward"] = {"adc_bits": 8, "output_noise": 0.04}
+    config = ExperimentConfig.parse(raw)
+    assert config.to_dict()["forward"]["adc_bits"] == 8
+    assert ExperimentConfig.parse(config.to_dict()) == config
+    assert "forward" not in ExperimentConfig.parse(default_config()).to_dict()

@@ -311,6 +311,7 @@ class ExperimentConfig(BaseModel):
                 if part is not None
             },
             **({"cost": self.cost.to_dict()} if self.cost is not None else {}),
+            **({"forward": self.forward.model_dump(mode="json")} if self.forward else {}),
         }
 
     @classmethod

@@ -94,6 +94,7 @@ def job_config(config: ExperimentConfig, method: str, noise: str, seed: int) -> 
     """The slice of the experiment config that one evaluation used (enough to run it again)."""
     raw = config.to_dict()
     keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold", "task")
+    keep += ("forward",)  # in raw only when set: a run without it keeps its config hash
     return {
         **{k: raw[k] for k in keep if k in raw},
         "method": config.method_entry(method).spec(),
