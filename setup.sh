@@ -13,3 +13,5 @@ cd "$(dirname "$0")"
 .venv/bin/pip install -q -c constraints.txt --no-deps aihwkit==1.1.0
 # The English corpus of the `english-text` dataset (public-domain prose, Debian's jargon-text).
 [ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { apt-get update -qq && apt-get install -y -q jargon-text; }
+# Fashion-MNIST for the `fashion-mnist` dataset and the paper examples (Debian's IDX files).
+[ -d /usr/share/datasets/fashion-mnist ] || { apt-get update -qq && apt-get install -y -q dataset-fashion-mnist; }
