@@ -1,0 +1,176 @@
+"""Guard for refactors: the numbers the library computes stay bit for bit what they were.
+
+A few training steps of every registered method, one draw of every registered noise model, a
+crossbar export (arrays and tiles), a targeted attack and a loss landscape, all on a tiny
+convolutional network with fixed seeds, are hashed (SHA-256 of the exact bytes) and compared
+with tests/numbers_unchanged.json. A refactor that should not change numbers must leave every
+hash as it is; a change meant to alter numbers regenerates the file with
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/test_numbers_unchanged.py --write
+
+and says so in its commit. Float results depend on the CPU's vector instructions and torch's
+version, so the file records both and the test is skipped on another platform (regenerate
+there to guard it). Runs on one thread, as reductions may round differently on more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from noiseproof.evaluation.attack import AttackConfig, targeted_attack
+from noiseproof.evaluation.landscape import LandscapeConfig, loss_landscape
+from noiseproof.export.layout import crossbar_arrays
+from noiseproof.export.tiles import conductance_window, tile_conductances
+from noiseproof.methods import methods
+from noiseproof.noise import noise_models
+from noiseproof.seeding import generator
+from noiseproof.training.config import TrainConfig
+from noiseproof.training.trainer import train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import tiny_data  # noqa: E402
+from reference.measured_reference import DEVICE_FIXTURE  # noqa: E402
+
+HASHES = Path(__file__).with_name("numbers_unchanged.json")
+REQUIRED = {"models": ["relative_gaussian", "stuck_at"], "file": str(DEVICE_FIXTURE)}
+"""Values for required fields of registered components, by field name."""
+
+
+def platform() -> dict[str, str]:
+    """What float results depend on besides the code: torch's version and CPU kernels."""
+    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
+def tiny_model() -> nn.Module:
+    """A convolution, two linear layers and biases, initialised from seed 0."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 3),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(3 * 6 * 6, 8),
+            nn.ReLU(),
+            nn.Linear(8, 3),
+        )
+
+
+def digest(*values) -> str:
+    """SHA-256 of tensors (exact bytes, dtype and shape), arrays and JSON-able values."""
+    h = hashlib.sha256()
+
+    def feed(value) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif hasattr(value, "tobytes"):
+            h.update(f"{value.dtype}{value.shape}".encode() + value.tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value):
+                h.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, list | tuple):
+            for item in value:
+                feed(item)
+        else:
+            h.update(json.dumps(value, sort_keys=True).encode())
+
+    for value in values:
+        feed(value)
+    return h.hexdigest()
+
+
+def create(registry, name):
+    """The registered component `name` with its defaults (required fields from REQUIRED)."""
+    cls = registry.get(name)
+    required = {f: REQUIRED[f] for f, info in cls.model_fields.items() if info.is_required()}
+    return registry.create({"name": name, **required})
+
+
+def trained(name: str, noise: str = "relative_gaussian") -> str:
+    model, data = tiny_model(), tiny_data(n=48)
+    train(
+        model,
+        data,
+        create(methods, name),
+        TrainConfig(epochs=1, batch_size=16),
+        noise=create(noise_models, noise),
+        seed=0,
+        progress=False,
+    )
+    return digest(model.state_dict())
+
+
+def drawn(name: str) -> str:
+    params = dict(tiny_model().named_parameters())
+    noise = create(noise_models, name)
+    return digest(noise.sample({n: t.detach() for n, t in params.items()}, generator(0, name)))
+
+
+def exported() -> str:
+    model = tiny_model()
+    window = conductance_window(noise_models.create("pcm"))
+    parts = []
+    for bias in ("row", "digital"):
+        arrays, off_chip = crossbar_arrays(model, bias=bias)
+        parts.append(off_chip)
+        for array in arrays:
+            tiles = tile_conductances(array.matrix, window, (16, 4))
+            parts += [array.name, array.matrix, array.bias and array.bias.handling]
+            parts += [tiles.g_plus, tiles.g_minus, tiles.scale]
+    return digest(parts)
+
+
+def attacked() -> str:
+    data = tiny_data(n=48)
+    config = AttackConfig(zetas=(0.1, 0.3), n_steps=3, transfers=2, examples=24)
+    records = targeted_attack(tiny_model(), data.x_test, data.y_test, config, seed=3)
+    return digest([{k: v for k, v in r.items() if k != "seconds"} for r in records])
+
+
+def landscape() -> str:
+    data = tiny_data(n=48)
+    config = LandscapeConfig(repeats=2, examples=16)
+    return digest(loss_landscape(tiny_model(), data.x_test, data.y_test, config, seed=3))
+
+
+def compute() -> dict[str, str]:
+    """Every hash, by what it covers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {f"method {name}": trained(name) for name in methods.names()}
+        out |= {f"noise {name}": drawn(name) for name in noise_models.names()}
+        out |= {
+            f"noise_injection on {name}": trained("noise_injection", name)
+            for name in ("pcm", "tio2_crossbar", "measured")
+        }
+        out |= {"export": exported(), "attack": attacked(), "landscape": landscape()}
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_numbers_unchanged():
+    recorded = json.loads(HASHES.read_text())
+    if recorded["platform"] != platform():
+        pytest.skip(f"hashes recorded on {recorded['platform']}, this is {platform()}")
+    now = compute()
+    keys = recorded["hashes"].keys() | now.keys()
+    changed = sorted(k for k in keys if recorded["hashes"].get(k) != now.get(k))
+    assert not changed, "numbers changed: " + ", ".join(changed)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_numbers_unchanged.py --write")
+    HASHES.write_text(json.dumps({"platform": platform(), "hashes": compute()}, indent=1) + "\n")
+    print(f"wrote {HASHES}")
