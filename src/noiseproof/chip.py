@@ -114,6 +114,13 @@ class ChipSelection(BaseModel):
     A rule that selects nothing in a model is an error, never silently ignored: an `include`
     or `exclude` glob matching no tensor, or a `layers` class (other than the defaults) absent
     from the model or none of whose tensors is named in `kinds`.
+
+    >>> import noiseproof as nf
+    >>> model = nf.build_model({"name": "mlp", "hidden": [8]}, (4,), 3)
+    >>> nf.ChipSelection().names(model)
+    ['1.weight', '1.bias', '3.weight', '3.bias']
+    >>> nf.ChipSelection(kinds=("weight",)).names(model)  # biases computed digitally
+    ['1.weight', '3.weight']
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -240,6 +247,14 @@ def select_output(model: nn.Module, key: str | int | None) -> nn.Module:
 
     For models whose forward returns a dict, a tuple or an output object: a forward hook on the
     top module (state_dict and parameters are untouched; a second call replaces the first).
+
+    >>> import torch, noiseproof as nf
+    >>> class TwoHeads(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return {"logits": x * 2, "aux": x}
+    >>> model = nf.select_output(TwoHeads(), "logits")
+    >>> model(torch.ones(1, 2))
+    tensor([[2., 2.]])
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

@@ -45,6 +45,13 @@ class Dataset:
     training batch (noiseproof.data.augment), None: batches as stored. `vocabulary` describes
     the tokenizer that produced token inputs or targets, JSON-ready (noiseproof.data.vocabulary),
     e.g. {"tokenizer": "byte"}; None when there is none.
+
+    >>> import torch, noiseproof as nf
+    >>> g = nf.generator(0, "data")
+    >>> x, x_test = torch.randn(100, 4, generator=g), torch.randn(20, 4, generator=g)
+    >>> data = nf.Dataset.from_tensors(x, torch.arange(100) % 3, x_test, torch.arange(20) % 3)
+    >>> data.input_shape, data.num_outputs, len(data.x_train), len(data.x_val)  # 10 % held out
+    ((4,), 3, 90, 10)
     """
 
     name: str

@@ -13,6 +13,11 @@ def accuracy_summary(accuracy: Tensor) -> dict[str, float]:
     """Mean, sample std (0 for one transfer), min, max and 5/50/95% quantiles over transfers.
 
     Quantiles use linear interpolation between order statistics (numpy's default method).
+
+    >>> import torch, noiseproof as nf
+    >>> s = nf.accuracy_summary(torch.tensor([0.9, 0.8, 1.0]))
+    >>> round(s["mean"], 3), round(s["std"], 3), round(s["min"], 3), round(s["q50"], 3)
+    (0.9, 0.1, 0.8, 0.9)
     """
     if not isinstance(accuracy, Tensor) or accuracy.dim() != 1 or not len(accuracy):
         raise TypeError("accuracy must be a non-empty 1-d tensor (one accuracy per transfer)")
@@ -55,7 +60,17 @@ def per_example_reliability(result: TransferResult) -> Tensor:
 
 def reliability(result: TransferResult, threshold: float = 0.95) -> dict[str, float]:
     """Share of test units (examples, or tokens) with a hit in >= `threshold` of transfers
-    (Drolet et al. 2023)."""
+    (Drolet et al. 2023).
+
+    >>> import torch, noiseproof as nf
+    >>> model = torch.nn.Linear(2, 2)
+    >>> _ = model.weight.data.copy_(torch.eye(2)), model.bias.data.zero_()
+    >>> x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.51, 0.49]]), torch.tensor([0, 1, 0])
+    >>> noise = nf.create_noise({"name": "relative_gaussian", "zeta": 0.3})
+    >>> chips = nf.run_transfers(model, noise, x, y, 200, nf.generator(0, "chips"))
+    >>> nf.reliability(chips, threshold=0.95)["share"]  # the borderline example is not reliable
+    0.6666666666666666
+    """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"reliability threshold must be in (0, 1], got {threshold}")
     counts = result.correct_counts if result.mask is None else result.correct_counts[result.mask]

@@ -7,7 +7,12 @@ import_modules(__name__, __path__)  # every module registers its methods
 
 
 def create_method(spec) -> Method:
-    """A method from a name, a {'name': ..., **params} mapping, or a Method."""
+    """A method from a name, a {'name': ..., **params} mapping, or a Method.
+
+    >>> import noiseproof as nf
+    >>> nf.create_method("noise_injection").spec()
+    {'name': 'noise_injection', 'noise': None, 'level': None}
+    """
     return methods.create(spec)
 
 

@@ -36,7 +36,13 @@ OptionalNoise = Annotated[
 
 
 class Method(BaseModel):
-    """Base of every training method: pydantic fields are its hyperparameters."""
+    """Base of every training method: pydantic fields are its hyperparameters.
+
+    >>> import noiseproof as nf
+    >>> method = nf.create_method({"name": "noise_injection", "level": 0.1})
+    >>> isinstance(method, nf.Method), method.level
+    (True, 0.1)
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""

@@ -19,7 +19,13 @@ __all__ = ["ModelSpec", "build_model", "models"]
 def build_model(
     spec: str | Mapping[str, Any] | ModelSpec, input_shape: tuple[int, ...], num_outputs: int
 ) -> nn.Module:
-    """A fresh module for `spec` (name, {'name': ..., **params} or ModelSpec) on this data."""
+    """A fresh module for `spec` (name, {'name': ..., **params} or ModelSpec) on this data.
+
+    >>> import noiseproof as nf
+    >>> model = nf.build_model({"name": "mlp", "hidden": [32]}, (64,), 10)
+    >>> sum(p.numel() for p in model.parameters())  # 64*32 + 32 + 32*10 + 10
+    2410
+    """
     if isinstance(num_outputs, bool) or not isinstance(num_outputs, int):
         raise TypeError(f"num_outputs must be an int, got {num_outputs!r}")
     if not isinstance(input_shape, tuple | list) or not all(

@@ -69,6 +69,11 @@ class NoiseModel(BaseModel):
     naming `params` or `generator`) and return values kept physical
     (noiseproof.physical.limit_all: a neuron parameter clamped into its range, weights
     untouched), built-in and plugin models alike, without the subclass doing anything.
+
+    >>> import torch, noiseproof as nf
+    >>> noise = nf.create_noise({"name": "relative_gaussian", "zeta": 0.2})
+    >>> noise.with_level(0.0).sample({"w": torch.ones(2)}, nf.generator(0))["w"]  # level 0: clean
+    tensor([1., 1.])
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -38,7 +38,13 @@ class Metric:
 
 
 class Task(BaseModel):
-    """Base of every task: pydantic fields are its settings (loss kind, tolerance...)."""
+    """Base of every task: pydantic fields are its settings (loss kind, tolerance...).
+
+    >>> import noiseproof as nf
+    >>> task = nf.create_task("classification")
+    >>> task.primary.name, task.primary.higher_is_better
+    ('accuracy', True)
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     registered_name: ClassVar[str] = ""

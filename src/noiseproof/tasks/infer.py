@@ -55,7 +55,14 @@ def create_task(
     """A task from a name ('classification', 'regression', 'token_classification',
     'language_model', a plugin's), a {'name': ..., **settings} mapping, a Task, or 'auto'/None:
     inferred from the targets `y` (and inputs `x`, see `infer_task`), the inferred task logged
-    in one line (announce=False: not logged). A given task checks that `y` fits it."""
+    in one line (announce=False: not logged). A given task checks that `y` fits it.
+
+    >>> import torch, noiseproof as nf
+    >>> nf.create_task(y=torch.tensor([0, 2, 1]), announce=False).spec()
+    {'name': 'classification'}
+    >>> nf.create_task(y=torch.tensor([0.5, -1.2]), announce=False).spec()["name"]
+    'regression'
+    """
     if spec is None or spec == AUTO:
         if y is None:
             raise ValueError("task 'auto' needs the targets y to infer the task from")

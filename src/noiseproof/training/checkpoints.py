@@ -129,7 +129,14 @@ def state_digest(meta_json: str, state: dict[str, Tensor]) -> str:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Tensor], meta: dict[str, Any]) -> Path:
-    """Atomically write `state` (a state_dict) with JSON-serialisable `meta` to `path`."""
+    """Atomically write `state` (a state_dict) with JSON-serialisable `meta` to `path`.
+
+    >>> import tempfile, torch, noiseproof as nf
+    >>> path = tempfile.mkdtemp() + "/weights.pt"
+    >>> _ = nf.save_checkpoint(path, {"w": torch.ones(2)}, {"note": "any JSON"})
+    >>> nf.load_checkpoint(path, trained=False)  # weights_only load, digest checked
+    ({'w': tensor([1., 1.])}, {'note': 'any JSON'})
+    """
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
@@ -159,6 +166,13 @@ def load_checkpoint(
 
     trained: the checkpoint holds a trained model, so its metadata must satisfy
     `CheckpointMeta` (False: any JSON metadata, for a plain state_dict store).
+
+    >>> import tempfile, torch, noiseproof as nf
+    >>> path = tempfile.mkdtemp() + "/weights.pt"
+    >>> _ = nf.save_checkpoint(path, {"w": torch.zeros(1)}, {})
+    >>> state, meta = nf.load_checkpoint(path, trained=False)
+    >>> state["w"], meta
+    (tensor([0.]), {})
     """
     path = Path(path)
     if not path.is_file():

@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class TrainConfig(BaseModel):
-    """Optimiser, schedule and loop settings (the method decides the loss, not these)."""
+    """Optimiser, schedule and loop settings (the method decides the loss, not these).
+
+    >>> import noiseproof as nf
+    >>> config = nf.TrainConfig(epochs=3, lr=0.01)
+    >>> config.optimizer, config.schedule, config.batch_size
+    ('adam', 'cosine', 128)
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
