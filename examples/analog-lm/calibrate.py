@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 import noiseproof as nf
-from noiseproof.methods.adversarial import sign_ascent
+from noiseproof.ascent import sign_ascent
 
 DRAWS = 5
 WINDOWS = 32

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from noiseproof.ascent import sign_ascent
 from noiseproof.chip import chip_params, forward
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods import create_method
-from noiseproof.methods.adversarial import output_divergence, relative_box_point, sign_ascent
+from noiseproof.methods.adversarial import output_divergence, relative_box_point
 from noiseproof.methods.base import StepContext
 from noiseproof.models import build_model
 from noiseproof.training.config import TrainConfig

@@ -20,11 +20,12 @@ import pytest
 import torch
 from torch import nn
 
+from noiseproof.ascent import sign_ascent
 from noiseproof.bounds import relative_box_point
 from noiseproof.chip import ChipSelection, chip_params, detached, forward
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods import create_method, methods
-from noiseproof.methods.adversarial import attack_split, sign_ascent
+from noiseproof.methods.adversarial import attack_split
 from noiseproof.methods.awp import layer_l2_ascent
 from noiseproof.methods.base import StepContext
 from noiseproof.methods.consistency import captured, layer_features, taken

@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
+from noiseproof.ascent import ascend, starting_offsets
 from noiseproof.bounds import attack_split, relative_box_point
 from noiseproof.chip import (
     ChipSelection,
@@ -37,7 +38,6 @@ from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
-from noiseproof.noise.base import standard_normal
 from noiseproof.noise.gaussian import RelativeGaussian
 from noiseproof.plotting import pyplot, save_figure
 from noiseproof.precision import autocast, check_precision
@@ -129,8 +129,9 @@ def attack_parameters(
 ) -> Params:
     """theta* maximising the mean task loss on (x, y) within |theta* - theta| <= zeta * |theta|.
 
-    Projected sign-gradient ascent in relative coordinates r = (theta* - theta) / |theta|:
-    r_0 = initial_std * N(0,1), r <- clip(r + zeta/n_steps * sign(grad_r CE), -zeta, zeta),
+    Projected sign-gradient ascent (noiseproof.ascent) in relative coordinates
+    r = (theta* - theta) / |theta|: r_0 = initial_std * N(0,1) (no draw when 0),
+    r <- clip(r + zeta/n_steps * sign(grad_r CE), -zeta, zeta),
     i.e. the step zeta * |theta| / n_steps * sign(grad_theta* CE) of the paper followed by the
     projection onto the box. The model is put in eval mode (restored after). Returns detached
     tensors; the box holds exactly (up to float rounding of theta + |theta| * r). The start is
@@ -139,23 +140,30 @@ def attack_parameters(
     if not (math.isfinite(zeta) and zeta > 0):
         raise ValueError(f"zeta must be finite and > 0, got {zeta}")
     theta = detached(params)
-    offset = {
-        name: (initial_std * standard_normal(t, generator)).clamp_(-zeta, zeta)
-        for name, t in theta.items()
-    }
+
+    def gradient(offset: Params) -> list[Tensor | None]:
+        point = relative_box_point(theta, offset)
+        return mean_task_loss(
+            model,
+            point,
+            x,
+            y,
+            batch_size,
+            wrt=list(offset.values()),
+            precision=precision,
+            task=task,
+        )[1]
+
+    start = starting_offsets(theta, zeta, initial_std, generator)
     with evaluating(model):
-        for _ in range(n_steps):
-            leaves = [r.requires_grad_(True) for r in offset.values()]
-            point = relative_box_point(theta, offset)
-            _, grads = mean_task_loss(
-                model, point, x, y, batch_size, wrt=leaves, precision=precision, task=task
-            )
-            with torch.no_grad():
-                for (name, r), grad in zip(list(offset.items()), grads, strict=True):
-                    r = r.detach()
-                    if grad is not None:
-                        r.add_(torch.sign(grad), alpha=zeta / n_steps).clamp_(-zeta, zeta)
-                    offset[name] = r
+        offset = ascend(
+            start,
+            gradient,
+            step=dict.fromkeys(theta, zeta / n_steps),
+            low=dict.fromkeys(theta, -zeta),
+            high=dict.fromkeys(theta, zeta),
+            n_steps=n_steps,
+        )
     with torch.no_grad():
         return relative_box_point(theta, offset)
 

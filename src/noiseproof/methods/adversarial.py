@@ -14,14 +14,13 @@ with D = KL(softmax f(theta) || softmax f(theta*)) by default (paper, eq. 2-3).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
+from noiseproof.ascent import sign_ascent
 from noiseproof.bounds import attack_split, relative_box_point
 from noiseproof.chip import Params, scratch_buffers
 from noiseproof.methods.base import Method, StepContext, methods
@@ -51,61 +50,6 @@ def output_divergence(
     if kind == "mse":
         return F.mse_loss(attacked, reference)
     return (task or tasks.create("classification")).divergence(attacked, reference, y)
-
-
-def sign_ascent(
-    clean: Mapping[str, Tensor],
-    objective,
-    *,
-    zeta: float,
-    n_steps: int,
-    initial_std: float,
-    generator: torch.Generator,
-    buffers: Mapping[str, Tensor] | None = None,
-) -> Params:
-    """Relative offsets r, |r| <= zeta, found by n_steps of projected sign-gradient ascent.
-
-    Starts at r = initial_std * N(0,1) (clipped into the box; no draw when 0), then n_steps times
-    r <- clip(r + zeta / n_steps * sign(d objective / d r), -zeta, zeta), where
-    objective(params) -> scalar is evaluated at theta* = theta + |theta| * r (theta detached).
-    Since d theta*/d r = |theta| >= 0, sign(d/dr) = sign(d/d theta*) wherever theta != 0,
-    i.e. this is the paper's step zeta * |theta| / n_steps * sign(grad_theta*) followed by the
-    projection onto the box zeta * |theta|. A neuron parameter's box is cut to its physical
-    range (noiseproof.physical.limit), so no iterate leaves it. Returns the offsets, detached.
-    """
-    extra = dict(buffers or {})
-    # The loop runs in absolute coordinates (leaves theta*, bounds precomputed): the same
-    # iterates as in r, without back-propagating through theta + |theta| * r at every step.
-    star, size, low, high, magnitude = {}, {}, {}, {}, {}
-    for name, t in clean.items():
-        theta = t.detach()
-        mag = theta.abs()
-        start = torch.zeros_like(theta)
-        if initial_std > 0:
-            start.copy_(standard_normal(theta, generator)).mul_(initial_std).clamp_(-zeta, zeta)
-        star[name] = limit(name, torch.addcmul(theta, mag, start))
-        size[name] = mag * (zeta / n_steps)
-        low[name], high[name] = limit(name, theta - zeta * mag), limit(name, theta + zeta * mag)
-        magnitude[name] = mag
-    for _ in range(n_steps):
-        leaves = {name: s.requires_grad_(True) for name, s in star.items()}
-        grads = torch.autograd.grad(
-            objective({**extra, **leaves}), list(leaves.values()), allow_unused=True
-        )
-        with torch.no_grad():
-            for (name, s), g in zip(leaves.items(), grads, strict=True):
-                s = s.detach()
-                if g is not None:
-                    s.addcmul_(torch.sign(g), size[name])
-                    torch.clamp(s, low[name], high[name], out=s)
-                star[name] = s
-    offset = {}
-    for name, t in clean.items():
-        mag = magnitude[name]
-        safe = torch.where(mag > 0, mag, torch.ones_like(mag))
-        r = torch.where(mag > 0, (star[name] - t.detach()) / safe, torch.zeros_like(mag))
-        offset[name] = r.clamp_(-zeta, zeta)
-    return offset
 
 
 @methods.register("adversarial")

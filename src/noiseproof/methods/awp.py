@@ -8,9 +8,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from noiseproof.ascent import sign_ascent
 from noiseproof.bounds import attack_split, relative_box_point
 from noiseproof.chip import Params, scratch_buffers
-from noiseproof.methods.adversarial import sign_ascent
 from noiseproof.methods.base import Method, StepContext, methods
 from noiseproof.physical import limit
 
