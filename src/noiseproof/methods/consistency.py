@@ -34,7 +34,7 @@ from noiseproof.chip import (
 )
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.methods.noise_injection import training_noise
+from noiseproof.methods.common import training_noise
 from noiseproof.methods.spiking_features import (
     SpikingFeature,
     is_spiking_layer,

@@ -42,7 +42,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from noiseproof.chip import Params, detached, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.methods.noise_injection import training_noise
+from noiseproof.methods.common import training_noise
 from noiseproof.noise.base import NoiseModel
 from noiseproof.physical import range_of
 from noiseproof.training.distributed import any_rank

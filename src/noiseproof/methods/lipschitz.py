@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from noiseproof.chip import detached, straight_through
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.methods.noise_injection import training_noise
+from noiseproof.methods.common import training_noise
 from noiseproof.methods.spectral import SpectralNormEstimator, is_operator_layer
 
 

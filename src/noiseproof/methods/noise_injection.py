@@ -6,19 +6,8 @@ from pydantic import Field
 from torch import Tensor
 
 from noiseproof.chip import detached, straight_through
-from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.noise.base import NoiseModel
-
-
-def training_noise(
-    own: NoiseModel | None, level: float | None, ctx: StepContext, method: str
-) -> NoiseModel:
-    """The noise a method trains with: its own model, else the experiment's, at `level` if given."""
-    noise = own or ctx.noise
-    if noise is None:
-        raise NoiseproofError(f"method '{method}' needs a noise model (set 'noise' on the method)")
-    return noise if level is None else noise.with_level(level)
+from noiseproof.methods.common import training_noise
 
 
 @methods.register("noise_injection")

@@ -21,7 +21,7 @@ from torch import Tensor
 from noiseproof.bounds import attack_split
 from noiseproof.chip import Params, detached, scratch_buffers, straight_through
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
-from noiseproof.methods.noise_injection import training_noise
+from noiseproof.methods.common import training_noise
 from noiseproof.physical import limit
 
 EPS = 1e-12
