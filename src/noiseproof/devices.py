@@ -2,6 +2,7 @@
 
 `auto` is the first CUDA device when torch sees one, else the CPU (MPS only when asked for).
 A device that is not there is a ValueError naming the argument (one line on the command line).
+Under torchrun with CUDA each process runs on its own GPU, cuda:LOCAL_RANK (`rank_device`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from noiseproof.errors import NoiseproofError
+from noiseproof.launch import launched, local_rank_from_env
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps"
 """What a device option accepts, in words (help texts and error messages)."""
@@ -58,6 +62,25 @@ def resolve_device(value: Any = "auto", argument: str = "device") -> torch.devic
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(_named(argument, f"{spec!r} is not available (no MPS device here)"))
     return device
+
+
+def rank_device(device: torch.device) -> torch.device:
+    """The device this process trains on: cuda:LOCAL_RANK for a CUDA device under torchrun
+    (one GPU per process), `device` otherwise. A CUDA index other than LOCAL_RANK and MPS
+    under torchrun are refused in one line."""
+    if not launched():
+        return device
+    if device.type == "mps":
+        raise NoiseproofError("device 'mps': training under torchrun runs on cpu or cuda")
+    if device.type != "cuda":
+        return device
+    local = local_rank_from_env()
+    if device.index is not None and device.index != local:
+        raise NoiseproofError(
+            f"device {str(device)!r}: under torchrun every process trains on cuda:LOCAL_RANK "
+            f"(here cuda:{local}); give --device cuda or auto"
+        )
+    return torch.device("cuda", local)
 
 
 def model_device(model: nn.Module) -> torch.device:
