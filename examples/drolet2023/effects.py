@@ -25,7 +25,8 @@ import torch
 from noiseproof.atomic import write_json_atomic, write_text_atomic
 from noiseproof.config import ExperimentConfig, read_yaml
 from noiseproof.evaluation.metrics import reliability
-from noiseproof.experiments.jobs import evaluate_chips, model_from_checkpoint
+from noiseproof.experiments.jobs import evaluate_chips
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.training.checkpoints import load_checkpoint
 
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -30,7 +30,8 @@ from noiseproof.config import ExperimentConfig, apply_override, read_yaml
 from noiseproof.evaluation.metrics import reliability
 from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.experiments.compare import run_compare
-from noiseproof.experiments.jobs import evaluate_chips, model_from_checkpoint
+from noiseproof.experiments.jobs import evaluate_chips
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.training.checkpoints import load_checkpoint
 
 HERE = Path(__file__).resolve().parent

@@ -19,7 +19,6 @@ from torch import nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.cli import cli
-from noiseproof.experiments.jobs import model_from_checkpoint
 from noiseproof.export import tiles as tiles_module
 from noiseproof.export.layout import DIGITAL_REASON, OFF_SELECTION, crossbar_arrays
 from noiseproof.export.tiles import (
@@ -29,6 +28,7 @@ from noiseproof.export.tiles import (
     tile_conductances,
 )
 from noiseproof.noise import noise_models
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.training.checkpoints import load_checkpoint
 from reference.export_reference import assemble, weights_from_export
 

@@ -8,8 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from noiseproof.cli import cli
-from noiseproof.experiments.jobs import model_from_checkpoint
 from noiseproof.methods.correctnet.compensation import Compensated
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.training.checkpoints import load_checkpoint
 
 CONFIG = {

@@ -13,11 +13,12 @@ from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.cli import cli
 from noiseproof.data import datasets
 from noiseproof.errors import NoiseproofError
-from noiseproof.experiments.jobs import model_from_checkpoint, train_job
+from noiseproof.experiments.jobs import train_job
 from noiseproof.methods import methods
 from noiseproof.methods.correctnet.compensation import Compensated
 from noiseproof.models import models
 from noiseproof.noise import noise_models
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.training.checkpoints import load_checkpoint
 from noiseproof.training.config import TrainConfig
 

@@ -11,9 +11,9 @@ from torch import nn
 import noiseproof as nf
 from helpers import tiny_data
 from noiseproof.devices import model_device
-from noiseproof.experiments.jobs import model_from_checkpoint
 from noiseproof.methods import methods
 from noiseproof.noise import noise_models
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.seeding import generator
 from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 from noiseproof.training.config import TrainConfig

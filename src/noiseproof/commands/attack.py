@@ -37,8 +37,8 @@ def load_trained(
     from noiseproof.chip import ChipSelection
     from noiseproof.commands.from_checkpoint import checkpoint_label
     from noiseproof.data import datasets
-    from noiseproof.experiments.jobs import model_from_checkpoint
     from noiseproof.registry import validated
+    from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import check_fits, load_checkpoint
 
     loaded = []

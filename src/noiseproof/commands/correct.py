@@ -57,10 +57,11 @@ def command(**opts: Any) -> None:
     overhead. Writes results.json, the base checkpoint and one checkpoint per placement.
     """
     from noiseproof.atomic import write_json_atomic
-    from noiseproof.experiments.jobs import model_from_checkpoint, run_task, train_and_save
+    from noiseproof.experiments.jobs import run_task, train_and_save
     from noiseproof.methods.correctnet.compensation import Compensated
     from noiseproof.methods.correctnet.layers import check_layers
     from noiseproof.methods.correctnet.pipeline import correct
+    from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 
     raw, assignments, settings = split_config(opts["config_file"], opts["assignments"])

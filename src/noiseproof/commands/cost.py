@@ -126,10 +126,10 @@ def command(checkpoint: str, **opts: Any) -> None:
 
     from noiseproof.chip import ChipSelection
     from noiseproof.commands.export import file_digest, mapping_spec
-    from noiseproof.experiments.jobs import model_from_checkpoint
     from noiseproof.experiments.results import text_table
     from noiseproof.export.cost import estimate_model
     from noiseproof.registry import validated
+    from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import load_checkpoint
 
     flags = {

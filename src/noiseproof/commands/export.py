@@ -109,13 +109,13 @@ def command(checkpoint: str, **opts: Any) -> None:
     """Target conductances (G+ and G- in uS) of a checkpoint's on-chip weights, cut into
     crossbar tiles: per layer an npz, a CSV and a histogram, and manifest.json."""
     from noiseproof.chip import ChipSelection
-    from noiseproof.experiments.jobs import model_from_checkpoint
     from noiseproof.experiments.results import text_table
     from noiseproof.export.files import write_export
     from noiseproof.export.layout import DIGITAL_REASON, ROW_REASON, crossbar_arrays
     from noiseproof.export.tiles import check_export_size, conductance_window, parse_tile
     from noiseproof.noise import noise_models
     from noiseproof.registry import validated
+    from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import load_checkpoint
 
     try:

@@ -40,7 +40,7 @@ from noiseproof.experiments.grid import (
     remember_data,
     run_job,
 )
-from noiseproof.experiments.jobs import describe_task, model_from_checkpoint, run_task
+from noiseproof.experiments.jobs import describe_task, run_task
 from noiseproof.experiments.plan import EvalJob, Job, TrainJob, plan_grid
 from noiseproof.experiments.provenance import checkpoint_digest, data_fingerprint
 from noiseproof.experiments.report import write_report
@@ -54,6 +54,7 @@ from noiseproof.experiments.results import (
 from noiseproof.experiments.run_folder import RunFolder
 from noiseproof.outputs import check_out
 from noiseproof.progress import progress_bar
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.tasks import Task
 from noiseproof.training.checkpoints import check_fits, load_checkpoint
 from noiseproof.training.distributed import is_distributed, is_main

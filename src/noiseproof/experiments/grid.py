@@ -33,7 +33,6 @@ from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.experiments.analyses import analyse_model
 from noiseproof.experiments.jobs import (
     evaluate_chips,
-    model_from_checkpoint,
     run_task,
     summary_record,
     train_and_save,
@@ -44,6 +43,7 @@ from noiseproof.experiments.records import check_record, strict_json
 from noiseproof.experiments.run_folder import RunFolder
 from noiseproof.export.cost import estimate_model
 from noiseproof.logs import info
+from noiseproof.restore import model_from_checkpoint
 from noiseproof.tasks import Task
 from noiseproof.training.callbacks import make_loggers
 from noiseproof.training.checkpoints import load_checkpoint
