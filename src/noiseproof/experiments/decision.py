@@ -69,6 +69,11 @@ def compare_level(
         row: dict[str, Any] = {
             "method": method,
             "value": value[method],
+            "worst": sum(
+                metric_stats(r, metric).get("worst", metric_stats(r, metric)["min"])
+                for r in records
+            )
+            / len(records),
             "clean": sum(r.get("clean", {}).get(metric, math.nan) for r in records) / len(records),
             "cost": training_cost(trainings, method),
         }
@@ -123,23 +128,22 @@ def pareto_front(points: Sequence[tuple[str, float, float]], higher: bool) -> li
 
 
 def pareto(comparisons_: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per noise model and level: the non-dominated methods of robust metric (mean) against
-    training cost (FLOPs) and against the clean metric."""
+    """Per noise model and level: the non-dominated methods of the robust metric, the mean
+    over chips (`robust_*`) and the worst chip (`worst_*`), against training cost (FLOPs) and
+    against the clean metric."""
     out = []
     for item in comparisons_:
         rows, higher = item["methods"], item["higher_is_better"]
-        by_cost = [(r["method"], r["value"], r["cost"]["flops"]) for r in rows]
         sign = 1.0 if higher else -1.0  # clean metric: also better in the same direction
-        by_clean = [(r["method"], r["value"], -sign * r["clean"]) for r in rows]
-        out.append(
-            {
-                "noise": item["noise"],
-                "level": item["level"],
-                "metric": item["metric"],
-                "robust_vs_train_cost": pareto_front(by_cost, higher),
-                "robust_vs_clean": pareto_front(by_clean, higher),
-            }
-        )
+        front = {"noise": item["noise"], "level": item["level"], "metric": item["metric"]}
+        for prefix, key in (("robust", "value"), ("worst", "worst")):
+            if not all(key in r for r in rows):  # comparisons written before `worst` was kept
+                continue
+            by_cost = [(r["method"], r[key], r["cost"]["flops"]) for r in rows]
+            by_clean = [(r["method"], r[key], -sign * r["clean"]) for r in rows]
+            front[f"{prefix}_vs_train_cost"] = pareto_front(by_cost, higher)
+            front[f"{prefix}_vs_clean"] = pareto_front(by_clean, higher)
+        out.append(front)
     return out
 
 
@@ -256,8 +260,8 @@ def verdict_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows for one noise model: per level the best method (mean of the primary
     metric, its interval) and the methods indistinguishable from it (chip-paired interval
-    holding 0), with the confidence level."""
-    header = ["level", "best (mean)", "interval", "indistinguishable from the best"]
+    holding 0); the interval's confidence is the run's `confidence`."""
+    header = ["level", "best (mean)", "interval of its mean", "indistinguishable from the best"]
     rows = []
     for item in comparisons_:
         if item["noise"] != noise:
@@ -267,8 +271,7 @@ def verdict_rows(
         interval = best.get("interval")
         metric = item["metric"]
         shown = (
-            f"{show(interval['low'], metric)} .. {show(interval['high'], metric)} "
-            f"({100 * interval['confidence']:g} % interval)"
+            f"{show(interval['low'], metric)} .. {show(interval['high'], metric)}"
             if interval
             else "-"
         )

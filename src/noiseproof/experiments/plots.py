@@ -35,6 +35,9 @@ TIME_TICKS = (
 )
 """Named ticks of a time axis (seconds); a month is 30 days, a year 365 days."""
 
+PANELS_PER_ROW = 3
+"""Panels side by side in a figure of one panel per level; more wrap onto further rows."""
+
 
 def is_time_sweep(records: Sequence[dict[str, Any]], noise: str) -> bool:
     """True when the noise model labelled `noise` sweeps a time (level field 't_inference')."""
@@ -131,14 +134,20 @@ def reliability_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) 
 
 def reliability_histogram_plot(records: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
     """Per-example reliability histogram (Drolet et al. 2023): share of test examples (%) per bin
-    of 'fraction of transfers classified correctly', one panel per level, summed over seeds."""
+    of 'fraction of transfers classified correctly', one panel per level (PANELS_PER_ROW to a
+    row, so each stays legible at a report's width), summed over seeds."""
     by_method = grouped(records)[noise]
     levels = sorted({lv for by_level in by_method.values() for lv in by_level})
+    columns = min(len(levels), PANELS_PER_ROW)
+    rows = -(-len(levels) // columns)
     figure, axes = plt.subplots(
-        1, len(levels), figsize=(4.2 * len(levels) + 1.0, 3.6), squeeze=False, sharey=True
+        rows, columns, figsize=(3.6 * columns + 0.8, 3.0 * rows), squeeze=False, sharey=True
     )
     threshold = records[0]["reliability"]["threshold"]
-    for axis, level in zip(axes[0], levels, strict=True):
+    panels = [axis for row in axes for axis in row]
+    for axis in panels[len(levels) :]:
+        axis.set_visible(False)
+    for axis, level in zip(panels, levels, strict=False):
         for method, by_level in by_method.items():
             runs = by_level.get(level, [])
             if not runs:
@@ -152,7 +161,8 @@ def reliability_histogram_plot(records: Sequence[dict[str, Any]], noise: str, pa
         axis.set_title(f"{noise} = {level:g}")
         axis.set_xlabel("fraction of transfers right")
         axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"test {'tokens' if is_token_task(records) else 'examples'} (%)")
-    axes[0][-1].legend()
+    for row in axes:
+        row[0].set_ylabel(f"test {'tokens' if is_token_task(records) else 'examples'} (%)")
+    panels[len(levels) - 1].legend()
     figure.tight_layout()
     return save_figure(figure, path)

@@ -1,4 +1,7 @@
-"""report.md and a self-contained report.html (plots embedded) for a finished grid."""
+"""report.md and a self-contained report.html (plots embedded) for a finished grid: a summary
+first (per noise model the best method per level with its interval, what `recommend` names,
+the training cost per method), then per noise model the marked tables, the plots and the
+Pareto fronts, then the training curves and the configuration."""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ import jinja2
 import yaml
 
 from noiseproof.atomic import write_text_atomic
-from noiseproof.experiments.decision import verdict_rows
+from noiseproof.experiments.decision import pareto
+from noiseproof.experiments.pareto_plot import pareto_plot
 from noiseproof.experiments.plots import (
     accuracy_plot,
     reliability_histogram_plot,
     reliability_plot,
 )
+from noiseproof.experiments.report_summary import cost_rows, decision_rows
+from noiseproof.experiments.report_tables import BEST, TIED, fitted, marked, pareto_rows
 from noiseproof.experiments.results import (
     cells_note,
     grouped,
@@ -27,6 +33,7 @@ from noiseproof.experiments.results import (
     show,
     summary_rows,
 )
+from noiseproof.experiments.training_plot import training_curves_plot
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("noiseproof.experiments", "templates"),
@@ -77,6 +84,18 @@ def training_rows(trainings: Sequence[dict[str, Any]]) -> tuple[list[str], list[
     return header, rows
 
 
+def figure(path: Path) -> dict[str, str]:
+    """A written plot as the templates use it: its file name and its PNG in base64."""
+    return {"png": path.name, "b64": base64.b64encode(path.read_bytes()).decode()}
+
+
+def table(header: list[str], rows: list[list[str]], text: bool = False) -> dict[str, Any]:
+    """A table as the templates use it: header, rows, its markdown text and whether its cells
+    are words (left-aligned in HTML) rather than numbers."""
+    md = markdown_table(header, rows) if rows else ""
+    return {"header": header, "rows": rows, "md": md, "text": text}
+
+
 def write_report(
     out: Path,
     records: Sequence[dict[str, Any]],
@@ -86,50 +105,66 @@ def write_report(
     decided: Sequence[dict[str, Any]] = (),
 ) -> list[Path]:
     """Write the plots, report.md and report.html into `out`; returns the written paths.
-    `decided`: the run's chip-paired comparisons (noiseproof.experiments.decision), shown per
-    noise model as the best method per level and those indistinguishable from it."""
-    tables, written = [], []
+    `decided`: the run's chip-paired comparisons (noiseproof.experiments.decision): the report
+    opens with them per noise model (best per level with its interval, those indistinguishable
+    from it, what `recommend` names) and the training cost per method, marks the best and the
+    indistinguishable cells of the tables and draws and lists the Pareto fronts."""
+    confidence = config.get("confidence", 0.95)
+    fronts = pareto(decided)
+    sections = []
     for noise, acc_header, acc_rows in summary_rows(records):
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in noise)
-        acc_png = accuracy_plot(records, noise, out / f"accuracy_{slug}.png")
-        rel_png = reliability_plot(records, noise, out / f"reliability_{slug}.png")
-        hist_png = reliability_histogram_plot(records, noise, out / f"histogram_{slug}.png")
-        written += [acc_png, rel_png, hist_png]
-        rel_header, rel_rows = reliability_rows(records, noise)
-        verdict_header, verdicts = verdict_rows(decided, noise)
-        tables.append(
+        plots = {
+            "accuracy": accuracy_plot(records, noise, out / f"accuracy_{slug}.png"),
+            "reliability": reliability_plot(records, noise, out / f"reliability_{slug}.png"),
+            "histogram": reliability_histogram_plot(records, noise, out / f"histogram_{slug}.png"),
+        }
+        if any(c["noise"] == noise for c in decided):
+            plots["pareto"] = pareto_plot(decided, noise, out / f"pareto_{slug}.png")
+            decision = table(
+                *decision_rows(records, trainings, decided, noise, confidence), text=True
+            )
+        else:
+            decision = table([], [])
+        sections.append(
             {
                 "noise": noise,
                 "metric": metric_label(
                     primary_metric(next(r for r in records if r["noise"] == noise))
                 ),
-                "accuracy_header": acc_header,
-                "accuracy_rows": acc_rows,
-                "accuracy_md": markdown_table(acc_header, acc_rows),
-                "reliability_header": rel_header,
-                "reliability_rows": rel_rows,
-                "reliability_md": markdown_table(rel_header, rel_rows),
-                "verdict_header": verdict_header,
-                "verdict_rows": verdicts,
-                "verdict_md": markdown_table(verdict_header, verdicts) if verdicts else "",
-                "accuracy_png": acc_png.name,
-                "reliability_png": rel_png.name,
-                "accuracy_b64": base64.b64encode(acc_png.read_bytes()).decode(),
-                "reliability_b64": base64.b64encode(rel_png.read_bytes()).decode(),
-                "histogram_png": hist_png.name,
-                "histogram_b64": base64.b64encode(hist_png.read_bytes()).decode(),
+                "decision": decision,
+                "accuracy": table(
+                    *fitted(
+                        acc_header,
+                        marked(acc_header, acc_rows, decided, noise),
+                        f"{noise} level",
+                        f"{noise}=",
+                    )
+                ),
+                "reliability": table(
+                    *fitted(*reliability_rows(records, noise), f"{noise} level", f"{noise}=")
+                ),
+                "pareto": table(*pareto_rows(fronts, noise), text=True),
+                "figures": {name: figure(path) for name, path in plots.items()},
             }
         )
-    train_header, train_rows = training_rows(trainings)
+    written = [out / f["png"] for s in sections for f in s["figures"].values()]
+    curves = None
+    if any(t.get("history") for t in trainings):
+        curves = figure(training_curves_plot(trainings, out / "training_curves.png"))
+        written.append(out / curves["png"])
     context = {
         "summary": summary,
         "note": cells_note(records, config["transfers"], config["reliability_threshold"]),
-        "tables": tables,
+        "sections": sections,
+        "confidence": f"{100 * confidence:g}",
+        "best_mark": BEST,
+        "tied_mark": TIED,
         "transfers": config["transfers"],
         "threshold": config["reliability_threshold"],
-        "training_md": markdown_table(train_header, train_rows),
-        "training_header": train_header,
-        "training_rows": train_rows,
+        "cost": table(*cost_rows(trainings)),
+        "training": table(*training_rows(trainings)),
+        "curves": curves,
         "config_yaml": yaml.safe_dump(config, sort_keys=False),
     }
     for name in ("report.md", "report.html"):

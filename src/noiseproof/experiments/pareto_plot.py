@@ -1,0 +1,79 @@
+"""The Pareto plot of a compare run: per noise level, each method's robust metric (the mean over
+chips, and the worst chip) against its training cost (FLOPs) and against its clean metric, the
+methods no other beats in both (noiseproof.experiments.decision.pareto) drawn filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from noiseproof.experiments.decision import pareto
+from noiseproof.experiments.results import is_percent, metric_label
+from noiseproof.plotting import pyplot, save_figure
+
+plt = pyplot()
+
+PANELS = (
+    ("robust_vs_train_cost", "value", "flops", "mean over chips vs training cost"),
+    ("worst_vs_train_cost", "worst", "flops", "worst chip vs training cost"),
+    ("robust_vs_clean", "value", "clean", "mean over chips vs clean"),
+    ("worst_vs_clean", "worst", "clean", "worst chip vs clean"),
+)
+"""(pareto key, robust value of a method row, x of the panel, title) of each column."""
+
+
+def pareto_plot(comparisons_: Sequence[dict[str, Any]], noise: str, path: Path) -> Path:
+    """One row per level of `noise`, one column per PANELS entry: a point per method, filled
+    when it is on that panel's Pareto front (dashed line through the front), hollow when
+    another method is at least as good in both coordinates and better in one."""
+    items = [c for c in comparisons_ if c["noise"] == noise]
+    fronts = pareto(items)
+    panels = [p for p in PANELS if all(p[0] in f for f in fronts)]
+    methods = list(dict.fromkeys(r["method"] for c in items for r in c["methods"]))
+    colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    figure, axes = plt.subplots(
+        len(items),
+        len(panels),
+        figsize=(3.1 * len(panels) + 0.6, 2.7 * len(items) + 0.7),
+        squeeze=False,
+    )
+    for row, item, front in zip(axes, items, fronts, strict=True):
+        scale = 100 if is_percent(item["metric"]) else 1
+        for axis, (key, robust, x_of, _) in zip(row, panels, strict=True):
+            points = []
+            for method_row in item["methods"]:
+                x = method_row["cost"]["flops"] if x_of == "flops" else scale * method_row["clean"]
+                points.append((method_row["method"], x, scale * method_row[robust]))
+            for method, x, y in points:
+                on = method in front[key]
+                axis.scatter(
+                    [x],
+                    [y],
+                    s=60,
+                    color=colour[method],
+                    facecolors=colour[method] if on else "none",
+                    linewidths=1.5,
+                    zorder=3,
+                )
+            line = sorted((x, y) for m, x, y in points if m in front[key])
+            axis.plot([x for x, _ in line], [y for _, y in line], "k--", linewidth=0.8)
+            flops = [x for _, x, _ in points] if x_of == "flops" else []
+            if flops and min(flops) > 0 and max(flops) > 10 * min(flops):
+                axis.set_xscale("log")
+            axis.set_xlabel(
+                "training FLOPs" if x_of == "flops" else f"clean {metric_label(item['metric'])}"
+            )
+            axis.grid(alpha=0.3)
+        row[0].set_ylabel(f"{noise} = {item['level']:g}\n{metric_label(item['metric'])}")
+    for axis, (_, _, _, title) in zip(axes[0], panels, strict=True):
+        axis.set_title(title, fontsize=10)
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colour[m], label=m) for m in methods
+    ]
+    handles.append(plt.Line2D([], [], marker="o", linestyle="", color="k", markerfacecolor="none"))
+    handles[-1].set_label("hollow: dominated")
+    figure.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.7 * len(items) + 0.7)))
+    return save_figure(figure, path)
