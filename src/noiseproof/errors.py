@@ -15,7 +15,20 @@ _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
 
 
 class NoiseproofError(Exception):
-    """A problem with the user's input (name, value, file) that the CLI reports in one line."""
+    """A problem with the user's input (name, value, file) that the CLI reports in one line.
+
+    >>> import noiseproof as nf
+    >>> try:
+    ...     nf.load_dataset("nope")
+    ... except nf.NoiseproofError as error:
+    ...     print(str(error).split(" (")[0])
+    unknown dataset 'nope'
+    """
+
+
+class LaunchStopped(NoiseproofError):
+    """A process of a torchrun launch stopped (killed, or the launch was stopped): the process
+    group is gone, so every remaining job stops, not only the one that noticed it."""
 
 
 def elide(value: Any, limit: int = 80) -> str:

@@ -4,7 +4,7 @@ Every executor follows one protocol (`Executor`) with one failure behaviour: eac
 finishes is handed to `done` (so its record is kept), a job that fails is collected as a
 `Failure` named by its job while the others go on, the evaluations of a failed training are
 reported as not run, and `run` returns the failures (it raises only on an interrupt such as
-Ctrl-C).
+Ctrl-C, or on `LaunchStopped`: a torchrun process of this launch is gone, so no job can go on).
 
 - `LocalExecutor` runs them in this process, each evaluation right after its training (the
   order and output of a plain `compare`); `in_process` is True, so jobs share this process's
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from noiseproof.errors import LaunchStopped
 from noiseproof.experiments.plan import EvalJob, Job, TrainJob
 from noiseproof.experiments.ray_cluster import connect
 from noiseproof.progress import Silent
@@ -129,6 +130,8 @@ class LocalExecutor:
                     if isinstance(job, TrainJob):
                         results[job] = result
                     done(job, result)
+                except LaunchStopped:
+                    raise  # the process group is gone: no other job can run
                 except Exception as error:  # noqa: BLE001 - reported by name, the rest go on
                     _log.debug(f"{job.name} failed", exc_info=True)
                     failures.append(Failure(job, reason(error)))

@@ -7,11 +7,17 @@ NCCL on CUDA, each process on cuda:LOCAL_RANK) and leaves the group on exit, als
 Inside it the trainer wraps the model in DistributedDataParallel, each rank takes its share of
 every global batch, and only rank 0 (`is_main`) writes. Outside torchrun every function here is
 the one-process identity: rank 0 of 1, no collective.
+
+A process of the launch that stops (killed, out of memory) fails the run in one line: a
+collective that finds its peer gone raises `LaunchStopped` (`peers_kept`), and so does the
+SIGTERM torchrun sends every other process once one has failed (`process_group`); the jobs
+that finished, their checkpoints written atomically, are kept for `--resume`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,9 +26,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from noiseproof.devices import resolve_device
-from noiseproof.errors import NoiseproofError
-from noiseproof.launch import launched, local_rank_from_env, rank_from_env, world_size_from_env
+from noiseproof.devices import rank_device, resolve_device
+from noiseproof.errors import LaunchStopped, NoiseproofError
+from noiseproof.launch import launched, rank_from_env, world_size_from_env
 
 
 def is_distributed() -> bool:
@@ -62,25 +68,6 @@ def rank_keys() -> tuple[Any, ...]:
     return ("rank", rank()) if is_distributed() else ()
 
 
-def rank_device(device: torch.device) -> torch.device:
-    """The device this process trains on: cuda:LOCAL_RANK for a CUDA device under torchrun
-    (one GPU per process), `device` otherwise. A CUDA index other than LOCAL_RANK and MPS
-    under torchrun are refused in one line."""
-    if not launched():
-        return device
-    if device.type == "mps":
-        raise NoiseproofError("device 'mps': training under torchrun runs on cpu or cuda")
-    if device.type != "cuda":
-        return device
-    local = local_rank_from_env()
-    if device.index is not None and device.index != local:
-        raise NoiseproofError(
-            f"device {str(device)!r}: under torchrun every process trains on cuda:LOCAL_RANK "
-            f"(here cuda:{local}); give --device cuda or auto"
-        )
-    return torch.device("cuda", local)
-
-
 def backend_for(device: torch.device) -> str:
     """The collective backend for a device: NCCL on CUDA, gloo on the CPU."""
     return "nccl" if device.type == "cuda" else "gloo"
@@ -103,15 +90,51 @@ def process_group(device: Any = "auto") -> Iterator[bool]:
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     dist.init_process_group(backend=backend_for(chosen))
+    before = signal.signal(signal.SIGTERM, _stopped)
     try:
         yield True
     except BaseException:
+        signal.signal(signal.SIGTERM, before)
         dist.destroy_process_group()
         raise
+    signal.signal(signal.SIGTERM, before)
     # every rank done (rank 0 may still be writing) before any closes its connections: a peer
     # closing under another's gloo threads can abort that process
     dist.barrier()
     dist.destroy_process_group()
+
+
+LOST_PEER = ("connection reset by peer", "connection closed by peer", "broken pipe", "nccl")
+"""Words of a collective's error that mean a peer process is gone (gloo's socket errors,
+NCCL's aborted or failed communicator)."""
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """SIGTERM under torchrun (sent to every process once one failed): one line, not a silent
+    exit, and the finished jobs are kept."""
+    raise LaunchStopped(
+        f"torchrun stopped rank {rank()} (SIGTERM): another process of the launch failed or the "
+        "launch was stopped; the finished jobs are kept: run again with --resume"
+    )
+
+
+@contextlib.contextmanager
+def peers_kept(what: str) -> Iterator[None]:
+    """Run a block of collectives (`what`: e.g. 'training'): inside a process group, an error
+    saying a peer process is gone (`LOST_PEER`) becomes one `LaunchStopped` line naming this
+    rank and the error's first line; any other error passes unchanged."""
+    try:
+        yield
+    except RuntimeError as error:
+        text = str(error).strip()
+        if not is_distributed() or not any(word in text.lower() for word in LOST_PEER):
+            raise
+        # gloo's '[file.cc:line] Read error [host]:port: Connection reset by peer. Hint...'
+        said = text.splitlines()[0].split("] ", 1)[-1].split(". ")[0][:160]
+        raise LaunchStopped(
+            f"a torchrun process stopped during {what} (rank {rank()} lost its peer: {said}); "
+            "the finished jobs are kept: run again with --resume"
+        ) from None
 
 
 def check_divisible(batch_size: int, what: str = "train.batch_size") -> None:

@@ -6,16 +6,17 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from noiseproof.analog import AnalogForward, analog_forward, ir_drop_window
+from noiseproof.analog_ranges import AnalogRanges, LearnedRanges, learned_ranges
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
-from noiseproof.devices import accumulator_dtype, model_device, resolve_device
+from noiseproof.devices import accumulator_dtype, model_device, rank_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.arguments import check_outputs_fit
 from noiseproof.evaluation.clean import clean_metrics
@@ -26,7 +27,8 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, grad_scaler
 from noiseproof.progress import Progress, progress_bar
 from noiseproof.seeding import generator, global_rng
-from noiseproof.tasks import Task, create_task
+from noiseproof.settings import RunSettings, from_options
+from noiseproof.tasks import AUTO, Task, create_task
 from noiseproof.training.callbacks import Callback, check_callbacks, notify
 from noiseproof.training.config import TrainConfig
 from noiseproof.training.context import Objective, Restricted, StepContext
@@ -37,7 +39,7 @@ from noiseproof.training.distributed import (
     from_main,
     is_distributed,
     is_main,
-    rank_device,
+    peers_kept,
     rank_keys,
     share,
     summed,
@@ -66,6 +68,8 @@ class TrainResult:
     cost: dict[str, float | int | str] = field(default_factory=dict)
     """What the training cost (noiseproof.training.cost.CostMeter.record): seconds, steps,
     examples, model forwards, FLOPs (torch's counter), device."""
+    ranges: AnalogRanges | None = None
+    """The kept epoch's learned input ranges (forward.input_range mode learned), else None."""
 
     @property
     def best_val_accuracy(self) -> float:
@@ -101,6 +105,20 @@ def make_schedule(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+class TrainOptions(TypedDict, total=False):
+    """`train`'s friendly keyword arguments, each setting the RunSettings field of its name
+    (noiseproof.settings): selection, device, analog, task."""
+
+    selection: ChipSelection | None
+    device: torch.device | str | None
+    analog: AnalogForward | None
+    task: Task | str | Mapping[str, Any] | None
+
+
+TRAINING_NAMES = {name: name for name in TrainOptions.__annotations__}
+"""`train`'s friendly keyword arguments -> the RunSettings field each sets (the same name)."""
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -108,15 +126,17 @@ def train(
     config: TrainConfig | None = None,
     *,
     noise: NoiseModel | None = None,
-    selection: ChipSelection | None = None,
     seed: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
-    device: torch.device | str | None = None,
-    analog: AnalogForward | None = None,
-    task: Task | str | Mapping[str, Any] | None = None,
+    settings: RunSettings | None = None,
+    **options: Unpack[TrainOptions],
 ) -> TrainResult:
     """Train `model` in place with `method`; on return it holds the best-validation weights.
+
+    settings: the run's settings (noiseproof.settings.RunSettings: device, chip selection,
+    analog forward, task; a `compare` builds them once); the keyword arguments selection,
+    device, analog and task build them, or replace their fields.
 
     task: what the model is trained for (noiseproof.tasks: a Task, a name or a mapping; None
     infers it from the training targets and inputs, logged in one line): its loss is every
@@ -148,7 +168,9 @@ def train(
     analog: analog forward effects (noiseproof.analog); with `analog.train` every training step
     runs through them, the output noise drawn from the method's generator (validation stays
     digital; IR drop maps the weights over `noise`'s conductance window); without it they are
-    ignored here (evaluation applies them).
+    ignored here (evaluation applies them). A learned `input_range` trains one range per layer
+    with the network (noiseproof.analog_ranges.LearnedRanges, in the optimizer beside the
+    model's parameters, not in the model): the kept epoch's are `result.ranges`.
 
     Inside a torchrun process group (noiseproof.training.distributed.process_group) this is
     data-parallel training: the model is wrapped in DistributedDataParallel (on CUDA each
@@ -158,8 +180,12 @@ def train(
     rank 0 shows progress and calls `callbacks`.
     """
     check_train_arguments(model, data, method, config, noise, seed)
+    settings = from_options(settings, options, TRAINING_NAMES)
+    selection, analog = settings.selection, settings.analog
     x_probe = None if data.streamed else data.x_train
-    task = task if isinstance(task, Task) else create_task(task, y=data.y_train, x=x_probe)
+    task = (
+        settings.task if settings.task is not None else create_task(AUTO, y=data.y_train, x=x_probe)
+    )
     for split in ("train", "val", "test"):
         if len(getattr(data, f"y_{split}")):
             task.check_targets(getattr(data, f"y_{split}"), f"data.y_{split}")
@@ -176,8 +202,8 @@ def train(
         raise NoiseproofError("train.select 'noisy' needs a noise model")
     if isinstance(method, Restricted):
         method.check_precision(config.precision)
-    device = model_device(model) if device is None else resolve_device(device, "device")
-    device = rank_device(device)  # under torchrun: cuda:LOCAL_RANK
+    # under torchrun: cuda:LOCAL_RANK (the settings' device already is)
+    device = settings.device or rank_device(model_device(model))
     model.to(device)
     data = data.to(device)  # in-memory splits moved once, not per step
     params = chip_params(model, selection)
@@ -190,7 +216,8 @@ def train(
         "data.x_train",
         "data.y_train",
     )
-    with global_rng(seed, "train", *rank_keys(), device=device):  # the user's own draws
+    # under torchrun: a process of the launch that stops is one LaunchStopped line
+    with peers_kept("training"), global_rng(seed, "train", *rank_keys(), device=device):
         ctx = StepContext(
             model=model,
             params=params,
@@ -200,7 +227,9 @@ def train(
             task=task,
         )
         shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
+        learned = learned_ranges(model, list(params), analog, device)  # kept beside the model
         trainable = [p for p in model.parameters() if p.requires_grad]
+        trainable += learned.parameters() if learned is not None else []
         optimizer = make_optimizer(trainable, config)
         schedule = make_schedule(optimizer, config)
         scaler = grad_scaler(device, config.precision)
@@ -222,7 +251,7 @@ def train(
                 for epoch in range(1, config.epochs + 1):
                     started = time.perf_counter()
                     train_mode(model, frozen)
-                    with analog_effects(model, params, analog, ctx.generator, window):
+                    with analog_effects(model, params, analog, ctx.generator, window, learned):
                         sums = run_epoch(
                             model,
                             data,
@@ -262,6 +291,7 @@ def train(
                     if best_state is None or score > best_score:
                         best_score, result.best_epoch, result.best_val = score, epoch, reported
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        result.ranges = learned.ranges() if learned is not None else None
                     shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")}
                     bar.set_postfix({"epoch": f"{epoch}/{config.epochs}", **shown})
             meter.forwards = ctx.forwards
@@ -279,13 +309,15 @@ def analog_effects(
     analog: AnalogForward | None,
     gen: torch.Generator,
     window: tuple[float, float] | None = None,
+    learned: LearnedRanges | None = None,
 ) -> AbstractContextManager:
     """The analog forward effects over the on-chip layers when `analog.train` asks for them in
     training (noiseproof.analog.analog_forward; `window`: the noise model's conductance window
-    for IR drop), else a context that does nothing."""
+    for IR drop; `learned`: the input ranges a learned input_range trains), else a context that
+    does nothing."""
     if analog is None or not analog.train:
         return nullcontext()
-    return analog_forward(model, list(params), analog, gen, window)
+    return analog_forward(model, list(params), analog, gen, window, learned)
 
 
 def noisy_validation(
