@@ -138,7 +138,8 @@ def compare(**opts: Any) -> None:
 @log_option
 @locks_output("out", file=True, companions=lambda out: [out.with_suffix(".history.csv").name])
 def train(**opts: Any) -> None:
-    """Train one model with one method and save a checkpoint."""
+    """Train one model with one method and save a checkpoint (naming its inputs: the data's
+    fingerprint and the hash of its config, as the checkpoints of compare do)."""
     from noiseproof.experiments.jobs import describe_task, run_task, train_and_save
 
     config = build_config(
@@ -173,6 +174,9 @@ def train(**opts: Any) -> None:
     named = out.parent / "logs" / safe_name(out.stem)
     callbacks = make_loggers(loggers, named) if loggers and main else ()
     task = run_task(config, data)
+    from noiseproof.experiments.grid import train_config
+    from noiseproof.experiments.provenance import config_hash, data_fingerprint
+
     _, meta = train_and_save(
         config,
         entry,
@@ -184,6 +188,10 @@ def train(**opts: Any) -> None:
         progress=not opts["no_progress"],
         log=logs.info,
         callbacks=callbacks,
+        inputs={  # what it was trained from, as compare's checkpoints name it
+            "data": data_fingerprint(config.dataset.spec(), data),
+            "config": config_hash(train_config(config, entry.label, seed)),
+        },
     )
     if main:
         write_history(out.with_suffix(".history.csv"), meta["history"])

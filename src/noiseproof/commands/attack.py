@@ -3,7 +3,9 @@
 For each checkpoint and each relative budget zeta: the accuracy of the worst chip found by
 projected sign-gradient ascent on the task loss inside |theta* - theta| <= zeta * |theta|,
 next to the accuracy of random relative Gaussian mismatch of the same zeta. Writes
-attack.json, attack.csv and attack.png into --out.
+attack.json, attack.csv and attack.png into --out. Every record names its `inputs`: the
+checkpoint's digest, the data's fingerprint and the hash of the attack settings with the seed
+and chip selection (noiseproof.experiments.provenance.analysis_inputs).
 """
 
 from __future__ import annotations
@@ -32,30 +34,35 @@ def load_trained(
     The dataset is the first checkpoint's (or `dataset`), limited to `max_test` test examples;
     labels are the checkpoints' method labels (made unique with the file name if they repeat).
     Every checkpoint must fit the data's input shape and output count (checked before any
-    forward pass).
+    forward pass). Each meta gets 'selection' (its chip selection) and 'provenance' (its
+    checkpoint digest and the data's fingerprint, for the records' `inputs`).
     """
     from noiseproof.chip import ChipSelection
     from noiseproof.commands.from_checkpoint import checkpoint_label
     from noiseproof.data import datasets
+    from noiseproof.experiments.provenance import checkpoint_digest, data_fingerprint
     from noiseproof.registry import validated
     from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import check_fits, load_checkpoint
 
-    loaded = []
+    loaded, digests = [], []
     for path in checkpoints:
         state, meta = load_checkpoint(path)
         label = checkpoint_label(meta)
         if any(label == other for other, _, _ in loaded):
             label = f"{label} ({Path(path).stem})"
         meta["selection"] = validated(ChipSelection, f"checkpoint {path} chip", **meta["chip"])
+        digests.append(checkpoint_digest(state, meta))
         loaded.append((label, model_from_checkpoint(state, meta, device), meta))
     spec = loaded[0][2]["dataset"] if dataset is None else {"name": dataset}
     spec = dict(spec) if isinstance(spec, dict) else {"name": spec}
     if max_test is not None:
         spec["max_test"] = max_test
     data = datasets.create(spec).load()
-    for path, (_, _, meta) in zip(checkpoints, loaded, strict=True):
+    fingerprint = data_fingerprint(spec, data)
+    for path, (_, _, meta), digest in zip(checkpoints, loaded, digests, strict=True):
         check_fits(meta, data.input_shape, data.num_outputs, path, data.vocabulary)
+        meta["provenance"] = (digest, fingerprint)
     return loaded, data if device is None else data.to(device)
 
 
@@ -116,6 +123,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         attack_rows,
         targeted_attack,
     )
+    from noiseproof.experiments.provenance import analysis_inputs
     from noiseproof.experiments.results import text_table
     from noiseproof.registry import validated
 
@@ -131,6 +139,8 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     loaded, data = load_trained(checkpoints, opts["dataset"], opts["max_test"], device)
     records = []
     for label, model, meta in loaded:
+        settings = {"attack": config.model_dump(mode="json"), "seed": opts["seed"]}
+        inputs = analysis_inputs(*meta["provenance"], {**settings, "chip": meta["chip"]})
         for record in targeted_attack(
             model,
             data.x_test,
@@ -139,7 +149,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
             seed=opts["seed"],
             selection=meta["selection"],
         ):
-            records.append({"method": label, "seed": meta.get("seed"), **record})
+            records.append({"method": label, "seed": meta.get("seed"), "inputs": inputs, **record})
     out = Path(opts["out"])
     write_json_atomic(
         out / "attack.json",

@@ -1,8 +1,10 @@
 """`noiseproof landscape`: loss along random relative directions and flatness per checkpoint.
 
 Directions v ~ N(0, (scale * |theta|)^2), alpha on a grid in [-2, 2], several repeats
-(Buechel et al. 2022). Writes landscape.json (curves and flatness per method), flatness.csv
-and landscape.png into --out.
+(Buechel et al. 2022). Writes landscape.json (curves and flatness per method, and the
+`inputs` of each: the checkpoint's digest, the data's fingerprint and the hash of the
+landscape settings with the seed and chip selection), flatness.csv and landscape.png into
+--out.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         landscape_plot,
         loss_landscape,
     )
+    from noiseproof.experiments.provenance import analysis_inputs
     from noiseproof.experiments.results import text_table
     from noiseproof.registry import validated
 
@@ -66,12 +69,18 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         )
         for label, model, meta in loaded
     }
+    named = {"landscape": config.model_dump(mode="json"), "seed": opts["seed"]}
+    inputs = {
+        label: analysis_inputs(*meta["provenance"], {**named, "chip": meta["chip"]})
+        for label, _, meta in loaded
+    }
     out = Path(opts["out"])
     write_json_atomic(
         out / "landscape.json",
         {
             "config": config.model_dump(mode="json"),
             "checkpoints": list(checkpoints),
+            "inputs": inputs,
             "flatness": {label: c["flatness"] for label, c in curves.items()},
             "curves": curves,
         },

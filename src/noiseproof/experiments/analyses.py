@@ -3,7 +3,10 @@
 Asked for by the config keys `attack:` (noiseproof.evaluation.attack.AttackConfig) and
 `landscape:` (noiseproof.evaluation.landscape.LandscapeConfig). Each (method, seed) model gets
 one record per analysis, saved as jobs/attack__<method>__seed<s>.json and
-jobs/landscape__<method>__seed<s>.json so a resumed run skips finished ones; results.json gets
+jobs/landscape__<method>__seed<s>.json so a resumed run skips finished ones. Every record
+names its `inputs` (noiseproof.experiments.provenance.analysis_inputs: the checkpoint's
+digest, the data's fingerprint, the hash of the analysis settings with the training's config
+slice); a saved record whose inputs differ is refused, never reused. results.json gets
 the lists `attacks` and `landscapes` and a `flatness` table; report.md/html get a section each.
 """
 
@@ -21,6 +24,7 @@ from noiseproof.atomic import write_text_atomic
 from noiseproof.data.base import Dataset
 from noiseproof.evaluation.attack import attack_plot, attack_rows, targeted_attack
 from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_landscape
+from noiseproof.experiments.provenance import analysis_inputs
 from noiseproof.experiments.records import dumps, read_record, strict_json
 from noiseproof.experiments.results import markdown_table, text_table
 from noiseproof.tasks import Task
@@ -52,19 +56,28 @@ def analyse_model(
     jobs: Path | None,
     resume: bool,
     task: Task | None = None,
+    *,
+    provenance: tuple[str, str, dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(attack records, landscape record or None) for one trained model, as the config asks,
-    measured by `task` (None: inferred from the test targets)."""
+    measured by `task` (None: inferred from the test targets).
+
+    provenance: (checkpoint digest, data fingerprint, the training's config slice): each
+    record names its `inputs` from them, and a saved one is reused only with the same."""
     name = "".join(c if c.isalnum() or c in "-." else "_" for c in label)
+    digest, fingerprint, trained = provenance
     attacks: list[dict[str, Any]] = []
     landscape = None
     if config.attack is not None:
+        settings = {"attack": config.attack.model_dump(mode="json"), "training": trained}
+        settings["eval_precision"] = config.eval_precision
+        inputs = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
         attacks = _cached(
             jobs / f"attack__{name}__seed{seed}.json" if jobs is not None else None,
             resume,
-            expect={"method": label, "seed": seed},
+            expect={"method": label, "seed": seed, "inputs": inputs},
             compute=lambda: [
-                {"method": label, "seed": seed, **record}
+                {"method": label, "seed": seed, "inputs": inputs, **record}
                 for record in targeted_attack(
                     model,
                     data.x_test,
@@ -78,13 +91,17 @@ def analyse_model(
             ],
         )
     if config.landscape is not None:
+        settings = {"landscape": config.landscape.model_dump(mode="json"), "training": trained}
+        settings["eval_precision"] = config.eval_precision
+        shape = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
         landscape = _cached(
             jobs / f"landscape__{name}__seed{seed}.json" if jobs is not None else None,
             resume,
-            expect={"method": label, "seed": seed},
+            expect={"method": label, "seed": seed, "inputs": shape},
             compute=lambda: {
                 "method": label,
                 "seed": seed,
+                "inputs": shape,
                 **loss_landscape(
                     model,
                     data.x_test,

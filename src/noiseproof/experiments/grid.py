@@ -311,8 +311,17 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
     attacks, landscape = [], None
     if run.write:  # the analyses are evaluations: rank 0's alone under torchrun
         jobs = folder.jobs if folder is not None else None
+        trained = train_config(config, job.method, job.seed)
         attacks, landscape = analyse_model(
-            config, model, data, job.method, job.seed, jobs, run.resume, task
+            config,
+            model,
+            data,
+            job.method,
+            job.seed,
+            jobs,
+            run.resume,
+            task,
+            provenance=(digest, fingerprint(config), trained),
         )
     file = given or ckpt
     shown = str(Path(given).resolve()) if given else None if ckpt is None else folder.shown(ckpt)

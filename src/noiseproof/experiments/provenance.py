@@ -15,6 +15,11 @@ differ from the run's is never reused (noiseproof.experiments.run_folder).
   MNIST and changes when a label changes anywhere or a sampled row changes.
 - config hash (`config_hash`): SHA-256 of the job's own config slice as canonical JSON.
 
+Attack and landscape records (of `compare`, and of the `attack` and `landscape` commands)
+name the same three (`analysis_inputs`): the checkpoint analysed, the data it was analysed
+on, and the hash of the analysis settings with what they were run with (seed, chip
+selection, and in a `compare` the training's config slice).
+
 Canonical JSON: sorted keys, no spaces, tuples as lists. Digests are 64 hex digits; messages
 show the first 12.
 """
@@ -45,6 +50,13 @@ def canonical(value: Any) -> str:
 def config_hash(job_config: dict[str, Any]) -> str:
     """SHA-256 hex digest of a job's config slice (canonical JSON)."""
     return hashlib.sha256(canonical(job_config).encode()).hexdigest()
+
+
+def analysis_inputs(digest: str, fingerprint: str, settings: dict[str, Any]) -> dict[str, str]:
+    """The `inputs` an attack or landscape record names: {'checkpoint': digest, 'data':
+    fingerprint, 'config': config_hash(settings)} (`settings`: the analysis config and what
+    it was run with)."""
+    return {"checkpoint": digest, "data": fingerprint, "config": config_hash(settings)}
 
 
 def checkpoint_digest(state: dict[str, Tensor], meta: dict[str, Any]) -> str:
