@@ -28,7 +28,6 @@ from torch import nn
 
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset
-from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import flatness_table, write_analyses
 from noiseproof.experiments.decision import comparisons, pareto, verdict_rows
@@ -126,7 +125,7 @@ def run_compare(
             f"{len(plan.data.y_val)} val / {len(plan.data.y_test)} test, input "
             f"{plan.data.input_shape}, {plan.data.num_outputs} outputs; task "
             f"{describe_task(plan.task, config.task, plan.data)}; device "
-            f"{resolve_device(config.device)}; executor {executor.name}"
+            f"{run.settings.device}; executor {executor.name}"
         )
         collected = execute(plan, executor, trained, progress, log)
         results = assemble(config, plan.jobs, collected, time.perf_counter() - started)
@@ -163,7 +162,6 @@ def make_plan(run: GridRun, executor: Executor, *, overwrite: bool) -> Plan:
         named = {label: (run.pretrained[label], digests[label]) for label in given}
         resumed = folder.start(run.raw, resume=run.resume, overwrite=overwrite, given=named)
     data = config.dataset.load()  # before writing anything: a missing data path leaves no trace
-    resolve_device(config.device)
     task = run_task(config, data)  # every method can train it, before anything is written
     for label, (state, meta) in given.items():  # it fits the data, before any forward
         where = run.pretrained[label]
@@ -197,7 +195,7 @@ def execute(
     """Run every job of the plan; the collected results. Failures are listed one per line
     (`failed: <job>: <reason>`), then NoiseproofError: every finished job is kept."""
     if executor.in_process:  # the jobs of this process use the data already loaded
-        remember_data(plan.run.config, plan.data, plan.fingerprint)
+        remember_data(plan.run, plan.data, plan.fingerprint)
     collected = Collected(plan.run, trained)
     bar = progress_bar(len(plan.jobs), "compare jobs", enabled=progress, unit="job", leave=True)
     try:
@@ -304,7 +302,7 @@ def train_along(run: GridRun) -> dict[str, Any]:
     order (each a DDP training with it, the same ones skipped on --resume), write nothing and
     evaluate nothing (rank 0 does both; `run.write` is False); returns an empty result."""
     config = run.config
-    remember_data(config, config.dataset.load())
+    remember_data(run, config.dataset.load())
     for job in plan_grid([m.label for m in config.methods], config.seeds, [], config.transfers):
         run_job(job, None, run)
     return {}
