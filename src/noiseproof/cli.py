@@ -1,5 +1,5 @@
 """The `noiseproof` command line: compare, train, evaluate, list, attack, landscape, correct,
-fit-device, export, cost."""
+fit-device, export, cost, calibrate."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ import click
 import yaml
 
 from noiseproof import logs
-from noiseproof.commands import attack, correct, cost, export, fit_device, landscape, recommend
+from noiseproof.commands import (
+    attack,
+    calibrate,
+    correct,
+    cost,
+    export,
+    fit_device,
+    landscape,
+    recommend,
+)
 from noiseproof.commands.options import (
     OneLineErrors,
     build_config,
@@ -322,6 +331,7 @@ for _command in (
     export.command,
     recommend.command,
     cost.command,
+    calibrate.command,
 ):
     cli.add_command(_command)
 for _command in cli.commands.values():  # -q, -v and --plugin after the command name too

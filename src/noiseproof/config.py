@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from noiseproof.analog import AnalogForward, ir_drop_window
+from noiseproof.calibration.settings import CalibrationConfig
 from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
@@ -179,6 +180,11 @@ class ExperimentConfig(BaseModel):
     )
     task: Task | Literal["auto"] = Field(
         "auto", description="what the model is trained and measured for; auto: from the targets"
+    )
+    calibration: CalibrationConfig | None = Field(
+        None,
+        description="optional: re-fit every simulated chip's digital parameters after "
+        "programming (gains, offsets, norms) and report it beside the uncalibrated chip",
     )
 
     @field_validator("task", mode="before")

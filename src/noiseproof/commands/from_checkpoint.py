@@ -25,7 +25,9 @@ def checkpoint_label(meta: dict[str, Any]) -> str:
 
 
 def checkpoint_base(meta: dict[str, Any]) -> dict[str, Any]:
-    """The built-in default config with the checkpoint's dataset, model, method, train and chip."""
+    """The built-in default config with the checkpoint's dataset, model, method, train and chip;
+    for a calibrated chip (`noiseproof calibrate`), which holds the weights as programmed, no
+    noise on top: relative_gaussian at level 0 (exactly the weights), one transfer."""
     base = default_config()
     base.update(
         dataset=meta["dataset"],
@@ -37,6 +39,8 @@ def checkpoint_base(meta: dict[str, Any]) -> dict[str, Any]:
         base["train"] = meta["train"]
     if meta.get("task") is not None:
         base["task"] = meta["task"]
+    if meta.get("calibration") is not None:  # it holds one programmed chip: no new noise
+        base.update(noise=["relative_gaussian"], levels=[0.0], transfers=1)
     return base
 
 
