@@ -35,12 +35,13 @@ unfolded patches are the input vectors); grouped convolutions are refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Self
+from typing import Literal, Protocol, Self
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from torch import Tensor, nn
 
 from noiseproof.chip import is_transposed_linear
@@ -85,26 +86,116 @@ class IRDrop(BaseModel):
         return parse_tile(self.tile)
 
 
+class InputRange(BaseModel):
+    """`forward.input_range`: the range r each on-chip layer's DAC spans, in place of the
+    default noise management (r = max|x| per input vector). Inputs are clipped to [-r, r] and
+    divided by r (module docstring); r is in the layer's own input units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["static", "learned", "calibrated"] = Field(
+        ...,
+        description="static: `value`; learned: trained with the network; calibrated: a "
+        "percentile of the inputs each layer sees in the calibration examples",
+    )
+    value: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="static: r in the layers' input units"
+    )
+    init_batches: int = Field(
+        100, ge=0, strict=True, description="learned: training batches whose input std sets r"
+    )
+    init_std_alpha: float = Field(
+        3.0, gt=0, allow_inf_nan=False, description="learned: r from data = alpha std(x)"
+    )
+    decay: float = Field(
+        0.001, ge=0, allow_inf_nan=False, description="learned: shrink rate of an unclipped r"
+    )
+    min_unclipped: float = Field(
+        0.95, ge=0, le=1, allow_inf_nan=False, description="learned: decay only above this share"
+    )
+    percentile: float = Field(
+        99.995, gt=0, le=100, allow_inf_nan=False, description="calibrated: percentile of |x|"
+    )
+
+    @model_validator(mode="after")
+    def _value(self) -> Self:
+        if (self.mode == "static") != (self.value is not None):
+            raise ValueError("input_range.value is given with mode static, and only then")
+        return self
+
+
+class AdcRange(BaseModel):
+    """`forward.adc_range` as a mapping: a static R, or R calibrated per layer or per output
+    column from the calibration examples' outputs (a plain number is mode static)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["static", "calibrated"] = Field(..., description="static: `value`; calibrated")
+    value: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="static: R in full-scale outputs"
+    )
+    per: Literal["layer", "column"] = Field(
+        "layer", description="calibrated: one R per layer or per output column"
+    )
+    percentile: float = Field(
+        99.995, gt=0, le=100, allow_inf_nan=False, description="calibrated: percentile of |y|"
+    )
+
+    @model_validator(mode="after")
+    def _value(self) -> Self:
+        if (self.mode == "static") != (self.value is not None):
+            raise ValueError("adc_range.value is given with mode static, and only then")
+        return self
+
+
+MAX_SLICED_BITS = 24
+"""Most bits weight_slices x bits_per_slice may give a weight (float32's mantissa)."""
+
+
 class AnalogForward(BaseModel):
     """The `forward:` section: which analog effects every on-chip MVM layer gets.
 
     dac_bits / adc_bits None: ideal input / output conversion; output_noise 0: no read noise;
-    ir_drop None: ideal wires. train: apply them in training too (default: evaluation over
-    simulated chips only).
+    ir_drop None: ideal wires; input_range None: noise management (max|x| per input vector);
+    bits_per_slice None: one device pair per weight, unquantised. train: apply them in
+    training too (default: evaluation over simulated chips only). Learned or calibrated
+    ranges are state, not configuration: `with_ranges` attaches them (they are not part of
+    the section's dump or its hash), and `analog_forward` reads them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _ranges: RangeSource | None = PrivateAttr(None)
 
     dac_bits: int | None = Field(None, ge=2, le=24, strict=True, description="input DAC bits")
     adc_bits: int | None = Field(None, ge=2, le=24, strict=True, description="output ADC bits")
-    adc_range: float = Field(
-        12.0, gt=0, allow_inf_nan=False, description="ADC range R, in full-scale outputs"
+    adc_range: float | AdcRange = Field(
+        12.0,
+        description="ADC range R, in full-scale outputs, or {mode: calibrated, per: layer|column}",
     )
     output_noise: float = Field(
         0.0, ge=0, allow_inf_nan=False, description="std of additive output noise per MVM"
     )
     ir_drop: IRDrop | None = Field(None, description="wire resistance of the crossbar tiles")
+    input_range: InputRange | None = Field(
+        None, description="DAC input range: static, learned or calibrated (None: max|x|)"
+    )
+    weight_slices: int = Field(
+        1, ge=1, le=MAX_SLICED_BITS, strict=True, description="device pairs per weight"
+    )
+    bits_per_slice: int | None = Field(
+        None, ge=1, le=MAX_SLICED_BITS, strict=True, description="bits each device pair holds"
+    )
+    calibration_examples: int = Field(
+        512, ge=1, strict=True, description="training inputs calibrated ranges are read from"
+    )
     train: bool = Field(False, description="also apply the effects in training")
+
+    @field_validator("adc_range", mode="after")
+    @classmethod
+    def _finite_range(cls, value: float | AdcRange) -> float | AdcRange:
+        if isinstance(value, float) and not (0 < value < float("inf")):
+            raise ValueError(f"must be a number > 0 or a mapping with mode, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _some_effect(self) -> Self:
@@ -113,11 +204,90 @@ class AnalogForward(BaseModel):
             and self.adc_bits is None
             and self.output_noise == 0
             and self.ir_drop is None
+            and self.input_range is None
+            and self.bits_per_slice is None
         ):
             raise ValueError(
-                "forward: set at least one of dac_bits, adc_bits, output_noise, ir_drop"
+                "forward: set at least one of dac_bits, adc_bits, output_noise, ir_drop, "
+                "input_range, bits_per_slice"
+            )
+        if self.bits_per_slice is None and self.weight_slices > 1:
+            raise ValueError("forward.weight_slices > 1 needs forward.bits_per_slice")
+        if self.sliced_bits > MAX_SLICED_BITS:
+            raise ValueError(
+                f"forward.weight_slices x bits_per_slice is {self.sliced_bits} bits: at most "
+                f"{MAX_SLICED_BITS}"
+            )
+        if self.adc_calibrated and self.adc_bits is None:
+            raise ValueError("forward.adc_range: mode calibrated needs adc_bits (an ADC to range)")
+        if self.train and (self.input_mode == "calibrated" or self.adc_calibrated):
+            key = "input_range" if self.input_mode == "calibrated" else "adc_range"
+            raise ValueError(
+                f"forward.{key}: mode calibrated is set after training, so forward.train cannot "
+                "run through it (train with a static or learned range)"
+            )
+        if self.input_mode == "learned" and not self.train:
+            raise ValueError(
+                "forward.input_range: mode learned trains r with the network: set forward.train"
             )
         return self
+
+    @property
+    def sliced_bits(self) -> int:
+        """Bits of a sliced weight, weight_slices x bits_per_slice (0: not sliced)."""
+        return self.weight_slices * (self.bits_per_slice or 0)
+
+    @property
+    def input_mode(self) -> str:
+        """'noise_management' (the default, max|x| per vector) or input_range.mode."""
+        return "noise_management" if self.input_range is None else self.input_range.mode
+
+    @property
+    def adc_calibrated(self) -> bool:
+        """Whether the ADC range is calibrated (per layer or column), not one number."""
+        return isinstance(self.adc_range, AdcRange) and self.adc_range.mode == "calibrated"
+
+    @property
+    def static_adc_range(self) -> float:
+        """R when one number gives it (a float or mode static)."""
+        if isinstance(self.adc_range, AdcRange):
+            assert self.adc_range.value is not None, "calibrated: read AnalogRanges.adc"
+            return self.adc_range.value
+        return self.adc_range
+
+    def with_ranges(self, ranges: RangeSource | None) -> AnalogForward:
+        """A copy carrying `ranges` (learned or calibrated: noiseproof.analog_ranges), which
+        `analog_forward` and `run_transfers` then use; None drops them."""
+        copy = self.model_copy()
+        copy._ranges = ranges
+        return copy
+
+    @property
+    def ranges(self) -> RangeSource | None:
+        """The ranges `with_ranges` attached, or None."""
+        return self._ranges
+
+    @property
+    def in_the_forward(self) -> bool:
+        """Whether any effect acts in the forward (all but bit slicing, which acts on the
+        chip's weights: noiseproof.noise.slicing)."""
+        return (
+            self.dac_bits is not None
+            or self.adc_bits is not None
+            or self.output_noise > 0
+            or self.ir_drop is not None
+            or self.input_range is not None
+        )
+
+    @property
+    def slicing(self) -> tuple[int, int] | None:
+        """(weight_slices, bits_per_slice) when weights are bit-sliced, else None."""
+        return None if self.bits_per_slice is None else (self.weight_slices, self.bits_per_slice)
+
+    @property
+    def needs_ranges(self) -> bool:
+        """Whether the forward needs per-layer ranges (learned or calibrated: AnalogRanges)."""
+        return self.input_mode in ("learned", "calibrated") or self.adc_calibrated
 
 
 IR_DROP_MODELS = "tio2_crossbar, pcm or measured"
@@ -145,12 +315,27 @@ def ir_drop_window(
         ) from None
 
 
-def quantize(v: Tensor, bits: int, bound: float) -> Tensor:
+def quantize(v: Tensor, bits: int, bound: float | Tensor) -> Tensor:
     """Q(v) = d round(clip(v, -bound, bound) / d), d = 2 bound / (2^bits - 2): a symmetric
-    quantiser with 2^bits - 1 levels including 0; the gradient passes straight through."""
+    quantiser with 2^bits - 1 levels including 0; the gradient passes straight through.
+    bound: one number, or a tensor broadcasting onto v (an ADC range per output column)."""
     step = 2.0 * bound / (2**bits - 2)
     clipped = v.clamp(-bound, bound)
     return clipped + (torch.round(clipped / step) * step - clipped).detach()
+
+
+class RangeSource(Protocol):
+    """Per-layer ranges `analog_forward` reads when `effects.needs_ranges`
+    (noiseproof.analog_ranges: AnalogRanges, calibrated or stored; LearnedRanges, trained)."""
+
+    def check(self, layers: Sequence[str], effects: AnalogForward) -> None:
+        """ValueError naming the key when a range `effects` needs is missing for a layer."""
+
+    def clip(self, layer: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(clip(x, -r, r), r) with the layer's input range r (a 0-d tensor)."""
+
+    def adc_bound(self, layer: str) -> Tensor:
+        """The layer's ADC range R: 0-d, or one per output column ([out])."""
 
 
 def _input_scale(module: nn.Module, x: Tensor) -> Tensor:
@@ -162,14 +347,18 @@ def _input_scale(module: nn.Module, x: Tensor) -> Tensor:
     return torch.where(alpha > 0, alpha, torch.ones_like(alpha))
 
 
+def per_output(module: nn.Module, values: Tensor, out: Tensor) -> Tensor:
+    """`values` (one per output: a bias, per-column ADC ranges) shaped to broadcast onto the
+    layer's output `out` (a Linear's last dimension, a Conv's channel dimension)."""
+    if values.dim() == 0 or isinstance(module, nn.Linear) or is_transposed_linear(module):
+        return values
+    return values.view(-1, *([1] * (out.dim() - 2)))
+
+
 def _bias_view(module: nn.Module, out: Tensor) -> Tensor | None:
     """The module's bias shaped to broadcast onto its output, or None."""
     bias = getattr(module, "bias", None)
-    if bias is None:
-        return None
-    if isinstance(module, nn.Linear) or is_transposed_linear(module):
-        return bias
-    return bias.view(-1, *([1] * (out.dim() - 2)))
+    return None if bias is None else per_output(module, bias, out)
 
 
 def mvm_layers(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
@@ -204,6 +393,11 @@ def _product(module: nn.Module, x: Tensor, weight: Tensor) -> Tensor:
     return nn.functional.linear(x, weight)
 
 
+def layer_names(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """The module names of the on-chip MVM layers (`mvm_layers`), in the order of `names`."""
+    return list(_named_mvm_layers(model, names))
+
+
 @contextmanager
 def analog_forward(
     model: nn.Module,
@@ -211,6 +405,8 @@ def analog_forward(
     effects: AnalogForward,
     generator: torch.Generator,
     window: tuple[float, float] | None = None,
+    ranges: RangeSource | None = None,
+    probe: Callable[[str, Tensor], None] | None = None,
 ) -> Iterator[None]:
     """Within the block, every forward of the on-chip MVM layers of `model` (those owning an
     on-chip `weight` among `names`) goes through the DAC, IR drop, output noise and ADC of
@@ -219,15 +415,19 @@ def analog_forward(
     window: the conductance window (G_min, G_max) in uS IR drop maps weights onto (required
     with `effects.ir_drop`: `ir_drop_window` of the noise model). A layer's effective IR-drop
     weights are computed once per weight tensor while gradients are off (one chip's weights
-    serve all its batches) and on every forward in training. Hooks are removed on exit: the
-    module is left as it was.
+    serve all its batches) and on every forward in training. ranges: the per-layer input and
+    ADC ranges of a learned or calibrated `input_range`/`adc_range` (noiseproof.analog_ranges;
+    ValueError naming the key when they are needed and missing). probe(layer, y): called with
+    each layer's normalised output y_n before output noise and ADC (calibration reads it).
+    Hooks are removed on exit: the module is left as it was.
     """
     if not isinstance(effects, AnalogForward):
         raise TypeError(f"effects must be an AnalogForward, got {type(effects).__name__}")
     named = _named_mvm_layers(model, names)
-    layers = list(named.values())
-    if not layers:
+    if not named:
         raise ValueError("forward: no on-chip Linear/Conv weight to apply the effects to")
+    ranges = effects.ranges if ranges is None else ranges
+    check_ranges(effects, ranges, list(named))
     ir_drop = effects.ir_drop
     if ir_drop is not None:
         if window is None:
@@ -243,6 +443,7 @@ def analog_forward(
                 )
     scales: dict[int, Tensor] = {}
     cached: dict[int, tuple[Tensor, int, Tensor]] = {}
+    mode, static = effects.input_mode, effects.input_range
 
     def crossbar_weight(module: nn.Module) -> Tensor:
         """The layer's weight as its IR-dropped tiles compute it (cached per weight tensor
@@ -261,42 +462,72 @@ def analog_forward(
             cached[id(module)] = (weight, weight._version, effective)
         return effective
 
-    def before(module: nn.Module, args: tuple) -> tuple:
+    def before(name: str, module: nn.Module, args: tuple) -> tuple:
         x = args[0]
-        alpha = _input_scale(module, x)
+        if mode == "noise_management":
+            alpha = _input_scale(module, x)
+        elif mode == "static":
+            alpha = torch.tensor(static.value, dtype=x.dtype, device=x.device)
+            x = x.clamp(-static.value, static.value)
+        else:
+            x, alpha = ranges.clip(name, x)
         scales[id(module)] = alpha
         x_n = x / alpha
         if effects.dac_bits is not None:
             x_n = quantize(x_n, effects.dac_bits, 1.0)
         return (x_n, *args[1:])
 
-    def after(module: nn.Module, args: tuple, out: Tensor) -> Tensor:
+    def after(name: str, module: nn.Module, args: tuple, out: Tensor) -> Tensor:
         alpha = scales.pop(id(module))
         bias = _bias_view(module, out)
         if ir_drop is None:
             y = out if bias is None else out - bias
         else:
             y = _product(module, args[0], crossbar_weight(module))
-        if not effects.output_noise and effects.adc_bits is None:
+        if probe is None and not effects.output_noise and effects.adc_bits is None:
             y = y * alpha  # no output effect: the full-scale unit w cancels
             return y if bias is None else y + bias
         w = module.weight.detach().abs().amax()
         w = torch.where(w > 0, w, torch.ones_like(w))
         y = y / w
+        if probe is not None:
+            probe(name, y.detach())
         if effects.output_noise:
             draw = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=generator.device)
             y = y + effects.output_noise * draw.to(y.device)
         if effects.adc_bits is not None:
-            y = quantize(y, effects.adc_bits, effects.adc_range)
+            bound = (
+                per_output(module, ranges.adc_bound(name).to(y), y)
+                if effects.adc_calibrated
+                else effects.static_adc_range
+            )
+            y = quantize(y, effects.adc_bits, bound)
         y = y * (alpha * w)
         return y if bias is None else y + bias
 
     handles = []
     try:
-        for layer in layers:
-            handles.append(layer.register_forward_pre_hook(before))
-            handles.append(layer.register_forward_hook(after))
+        for name, layer in named.items():
+            handles.append(layer.register_forward_pre_hook(functools.partial(before, name)))
+            handles.append(layer.register_forward_hook(functools.partial(after, name)))
         yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+def check_ranges(effects: AnalogForward, ranges: RangeSource | None, layers: Sequence[str]) -> None:
+    """ValueError naming the key when `effects` needs learned or calibrated ranges for
+    `layers` and `ranges` does not hold them (None, or a layer missing)."""
+    if not effects.needs_ranges:
+        return
+    if ranges is None:
+        key = "adc_range" if effects.input_mode not in ("learned", "calibrated") else "input_range"
+        mode = "calibrated" if key == "adc_range" else effects.input_mode
+        how = (
+            "train with forward.train and evaluate the checkpoint"
+            if mode == "learned"
+            else "compute them with noiseproof.analog_ranges.calibrate_ranges"
+        )
+        raise ValueError(f"forward.{key}: mode {mode} needs {mode} ranges, none given ({how})")
+    ranges.check(layers, effects)

@@ -10,6 +10,11 @@ noise model (the largest power of two <= BLOCK_MAX whose block fits in BLOCK_BYT
 noise model that vmap cannot run, drawn by a plain `noise.sample`), never on how the chips are
 later evaluated: chip k comes out the same whatever the chunk size, the batch size or the split
 of chips across workers (a worker starting mid-block draws that block and keeps its part).
+
+Bit-sliced weights (`forward.weight_slices`, `bits_per_slice`; noiseproof.noise.slicing) are
+drawn chip by chip (blocks of one): slice s of chip k is one plain `noise.sample` of that
+slice from a generator seeded with `derive_seed(base, "chips", k, "slice", s)`, so it depends
+only on the base seed (itself from seed, noise and level), k and s.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor
 
 from noiseproof.chip import Params
 from noiseproof.noise.base import NoiseModel
+from noiseproof.noise.slicing import sliced_sample
 from noiseproof.seeding import derive_seed
 
 BLOCK_MAX = 256
@@ -85,12 +91,22 @@ class ChipStream:
     """The noise of chips 0, 1, 2, ... of one run, drawn block by block on `device`.
 
     `chips(start, stop)` gives chips [start, stop) as `{name: tensor [stop - start, ...]}`;
-    the last block drawn is kept, so consecutive ranges draw every block once.
+    the last block drawn is kept, so consecutive ranges draw every block once. slicing:
+    (weight_slices, bits_per_slice) to draw bit-sliced weights (module docstring), else None.
     """
 
-    def __init__(self, noise: NoiseModel, clean: Params, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        noise: NoiseModel,
+        clean: Params,
+        seed: int,
+        device: torch.device,
+        slicing: tuple[int, int] | None = None,
+    ) -> None:
         self.noise, self.clean, self.seed, self.device = noise, clean, seed, device
-        self.block = block_size(clean, vmappable(noise, clean, device))
+        self.slicing = slicing
+        vectorised = slicing is None and vmappable(noise, clean, device)
+        self.block = block_size(clean, vectorised)
         self._generator = torch.Generator(device=device)
         self._kept: tuple[int, Params] | None = None
 
@@ -102,7 +118,14 @@ class ChipStream:
             return self._kept[1]
         gen = self._generator.manual_seed(derive_seed(self.seed, "chips", index))
         with torch.autocast(self.device.type, enabled=False):  # same draws in any precision
-            if self.block == 1:
+            if self.slicing is not None:
+
+                def slice_generator(s: int) -> torch.Generator:  # blocks of one: index is k
+                    return gen.manual_seed(derive_seed(self.seed, "chips", index, "slice", s))
+
+                chip = sliced_sample(self.noise, self.clean, *self.slicing, slice_generator)
+                drawn = {n: t.unsqueeze(0) for n, t in chip.items()}
+            elif self.block == 1:
                 chip = self.noise.sample(self.clean, gen)
                 drawn = {n: t.unsqueeze(0) for n, t in chip.items()}
             else:

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import AnalogForward, analog_forward, ir_drop_window
+from noiseproof.analog import (
+    AnalogForward,
+    analog_forward,
+    check_ranges,
+    ir_drop_window,
+    layer_names,
+)
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import model_device
 from noiseproof.evaluation.arguments import (
@@ -47,7 +53,6 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
 from noiseproof.progress import progress_bar
 from noiseproof.seeding import derive_seed, global_rng, seed_global
-from noiseproof.settings import EVALUATION_NAMES, RunSettings, from_options
 from noiseproof.tasks import Task
 
 MEMORY_BUDGET = 256 * 2**20
@@ -97,19 +102,6 @@ class TransferResult:
         return metrics["accuracy"]
 
 
-class TransferOptions(TypedDict, total=False):
-    """`run_transfers`' friendly keyword arguments: the RunSettings fields they set (see
-    EVALUATION_NAMES), and the chunking (never changes a result)."""
-
-    selection: ChipSelection | None
-    batch_size: int
-    precision: str
-    analog: AnalogForward | None
-    task: Task | str | Mapping[str, Any] | None
-    chunk_size: int | None
-    vectorise: bool | None
-
-
 def run_transfers(
     model: nn.Module,
     noise: NoiseModel,
@@ -118,20 +110,21 @@ def run_transfers(
     transfers: int,
     generator: torch.Generator,
     *,
-    settings: RunSettings | None = None,
+    selection: ChipSelection | None = None,
     params: Params | None = None,
-    first_chip: int = 0,
+    batch_size: int = 2000,
     keep_matrix: bool = False,
     progress: bool = False,
-    **options: Unpack[TransferOptions],
+    first_chip: int = 0,
+    chunk_size: int | None = None,
+    vectorise: bool | None = None,
+    precision: str = "fp32",
+    analog: AnalogForward | None = None,
+    task: Task | str | Mapping[str, Any] | None = None,
 ) -> TransferResult:
     """The task's metrics of `transfers` independent noisy chips of `model` on (x, y).
 
-    settings: the run's settings (noiseproof.settings.RunSettings: chip selection, analog
-    forward, evaluation batch size and precision, task); the keyword arguments selection,
-    batch_size (eval_batch_size), precision (eval_precision), analog and task build them or
-    replace their fields (`TransferOptions`); chunk_size and vectorise tune the chunking.
-    params: the clean on-chip parameters to perturb (default: those the selection picks).
+    params: the clean on-chip parameters to perturb (default: those `selection` picks).
     Each transfer draws its noise once (frozen for the whole test set). `generator`, an
     explicit torch.Generator (required: nothing is drawn from the global random state), gives
     one base seed (it moves on by one draw); chip k's noise depends on that seed and k only.
@@ -146,8 +139,10 @@ def run_transfers(
     the vmapped forward where it pays and runs this model correctly, else the loop; True asks
     for vmap (ValueError if the model cannot); False for the loop. precision: "fp32", or
     "bf16"/"fp16" autocast around the forwards (the noise is drawn in full precision).
-    analog: the analog forward effects (DAC, IR drop, output noise, ADC: noiseproof.analog)
-    applied to every chip's on-chip layers (IR drop over `noise`'s conductance window, refused
+    analog: the analog forward effects (DAC, IR drop, output noise, ADC: noiseproof.analog;
+    learned or calibrated ranges as `analog.with_ranges` attached them; bit-sliced weights
+    drawn slice by slice, noiseproof.evaluation.chipstream) applied to every chip's on-chip
+    layers (IR drop over `noise`'s conductance window, refused
     in one line for a noise model without one); chip k's output noise is drawn from a
     generator seeded by (the run's base seed, k), in batch order, so it depends on the chip and
     `batch_size`, never on chunking or sharding. These chips are evaluated one by one (no vmap).
@@ -157,11 +152,7 @@ def run_transfers(
     counts kept there and read back once (keep_matrix rows once per chunk); results come back
     on the CPU.
     """
-    chunk_size, vectorise = options.pop("chunk_size", None), options.pop("vectorise", None)
-    settings = from_options(settings, options, EVALUATION_NAMES)
-    selection, batch_size, analog = settings.selection, settings.eval_batch_size, settings.analog
-    precision = settings.eval_precision
-    task = check_evaluation_arguments(model, x, y, "x", "y", settings.task)
+    task = check_evaluation_arguments(model, x, y, "x", "y", task)
     if not isinstance(noise, NoiseModel):
         raise TypeError(f"noise must be a NoiseModel (create_noise), got {type(noise).__name__}")
     check_count(transfers, "transfers")
@@ -181,9 +172,12 @@ def run_transfers(
     device = model_device(model)
     picked = params if params is not None else chip_params(model, selection)
     clean = {name: t.to(device) for name, t in detached(picked).items()}
+    if analog is not None and analog.in_the_forward:  # its learned/calibrated ranges, if any
+        check_ranges(analog, analog.ranges, layer_names(model, list(clean)))
     x, y = to(x, device), y.to(device)
     probe = check_outputs_fit(model, clean, x, y, task)
-    stream = ChipStream(noise, clean, base_seed(generator), device)
+    slicing = analog.slicing if analog is not None else None  # bit-sliced weights
+    stream = ChipStream(noise, clean, base_seed(generator), device, slicing)
     head = y[: len(probe)]
     sums = torch.zeros(
         transfers, task.sums(probe, head).shape[-1], dtype=torch.float64, device=device
@@ -214,7 +208,7 @@ def run_transfers(
                 for k in range(start, stop):
                     chip = stream.chip(first_chip + k)
                     seed_global(derive_seed(stream.seed, "global", first_chip + k), device)
-                    if analog is None:
+                    if analog is None or not analog.in_the_forward:
                         sums[k], hits = chip_outcomes(model, chip, x, y, batch_size, task)
                     else:
                         seed = derive_seed(stream.seed, "forward", first_chip + k)

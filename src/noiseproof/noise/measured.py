@@ -15,7 +15,12 @@ its own max|W| (noiseproof.noise.mapping, Drolet et al. 2023), programs each dev
     stuck:  with probability s p_low  G' ~ N(g_low, sd_low), with s p_high  G' ~ N(g_high,
             sd_high) (floored at 0; these devices do not drift),
 
-and reads the weights back. s is the sweep level `scale` (1: as measured, 0: ideal), as tio2's
+and reads the weights back, optionally with pcm's drift compensation (`drift_compensation:
+none | global | per_column`, only with `t_inference`): per tensor one digital scale
+alpha = sum|W_P| / sum|W_t| (global), or one per output row j, alpha_j = sum_i |W_P[j, i]| /
+sum_i |W_t[j, i]| (per_column), W_P the weights read back as programmed (before drift, from the
+same draws) and W_t those read at t (noiseproof.noise.pcm; aihwkit's GlobalDriftCompensation
+and PerColumnDriftCompensation). s is the sweep level `scale` (1: as measured, 0: ideal), as tio2's
 `strength`. Random draws do not depend on s: one generator state gives the same chip, worse.
 A device whose sigma(G) is negative anywhere in its window is refused when loaded (one line
 saying where): clamped to 0 it would silently mean devices without programming noise there.
@@ -51,6 +56,7 @@ from torch import Tensor
 from noiseproof.chip import Params
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.noise.mapping import ConductanceMapping
+from noiseproof.noise.pcm import output_index
 from noiseproof.registry import describe_validation_error
 from noiseproof.yamlio import load_yaml
 
@@ -241,6 +247,19 @@ def load_device(path: str | Path) -> MeasuredDevice:
     return _read_device(str(path), path.stat().st_mtime_ns)
 
 
+def compensated(now: Tensor, then: Tensor, compensation: str) -> Tensor:
+    """`now` (one tensor's weights read after drift) times pcm's drift compensation scale:
+    alpha = sum|then| / sum|now| over the tensor (global) or over each output row (per_column,
+    the entries along the first dimension), 1 where sum|now| = 0."""
+    flat_now, flat_then = now.reshape(-1).to(torch.float64), then.reshape(-1).to(torch.float64)
+    outputs = output_index([now], compensation, now.device)
+    size = int(outputs.max()) + 1
+    reference = flat_now.new_zeros(size).index_add_(0, outputs, flat_then.abs())
+    current = flat_now.new_zeros(size).index_add_(0, outputs, flat_now.abs())
+    alpha = torch.where(current > 0, reference / current, torch.ones_like(current))
+    return (flat_now * alpha[outputs]).reshape(now.shape).to(now.dtype)
+
+
 @noise_models.register("measured")
 class Measured(NoiseModel):
     """A device fitted by `noiseproof fit-device`: offset, sigma(G), stuck cells, drift.
@@ -266,6 +285,11 @@ class Measured(NoiseModel):
         "differential",
         description="differential pairs, or one column when a tensor's weights share a sign (auto)",
     )
+    drift_compensation: Literal["none", "global", "per_column"] = Field(
+        "none",
+        description="digital output scale per tensor (global) or per output (per_column), "
+        "as pcm's; needs t_inference",
+    )
     device: MeasuredDevice | None = Field(
         None,
         validate_default=True,
@@ -288,6 +312,11 @@ class Measured(NoiseModel):
 
     @model_validator(mode="after")
     def _drift(self) -> Self:
+        if self.drift_compensation != "none" and self.t_inference is None:
+            raise ValueError(
+                "drift_compensation needs t_inference (a read after drift): without it the "
+                "chip is read as programmed and there is no drift to compensate"
+            )
         if self.t_inference is None or self.device is None:
             return self
         if self.device.drift is None:
@@ -321,6 +350,12 @@ class Measured(NoiseModel):
     def program_column(self, g: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Program one column of target conductances `g` (uS, float64): (actual G, stuck mask),
         by the formulas of the module docstring; six draws per device, whatever the level."""
+        _, now, stuck = self.devices(g, generator)
+        return now, stuck
+
+    def devices(self, g: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """(G as programmed, G read at t_inference, stuck mask) of one column of targets `g`
+        (`program_column`'s draws; the two are equal without t_inference and on stuck cells)."""
         s, device, shape = self.scale, self.fitted, g.shape
 
         def draw(kind: Any) -> Tensor:
@@ -331,6 +366,7 @@ class Measured(NoiseModel):
         noise, nu_z, hit, kind, low_z, high_z = (draw(k) for k in kinds)
         sigma = device.sigma(g).clamp(min=0)
         out = (g + s * device.offset(g) + s * sigma * noise).clamp(min=0)
+        programmed = out
         if self.t_inference is not None and device.drift is not None:
             drift = device.drift
             nu = s * (drift.nu_mean + drift.nu_std * nu_z)
@@ -343,8 +379,10 @@ class Measured(NoiseModel):
             is_low = kind < p_low / (p_low + p_high)
             low_g = ((low.g_mean_us or 0.0) + (low.g_std_us or 0.0) * low_z).clamp(min=0)
             high_g = ((high.g_mean_us or 0.0) + (high.g_std_us or 0.0) * high_z).clamp(min=0)
-            out = torch.where(stuck, torch.where(is_low, low_g, high_g), out)
-        return out, stuck
+            stuck_g = torch.where(is_low, low_g, high_g)
+            out = torch.where(stuck, stuck_g, out)
+            programmed = torch.where(stuck, stuck_g, programmed)
+        return programmed, out, stuck
 
     @torch.no_grad()
     def sample_with_faults(
@@ -358,10 +396,14 @@ class Measured(NoiseModel):
                 weights[name] = tensor.detach().clone()
                 continue
             target = mapping.to_conductance(tensor)
-            programmed = [self.program_column(g, generator) for g in target.columns]
-            weights[name] = mapping.to_weights(target.with_columns(*(g for g, _ in programmed)))
-            stuck = programmed[0][1]
-            for _, column in programmed[1:]:
+            programmed = [self.devices(g, generator) for g in target.columns]
+            now = mapping.to_weights(target.with_columns(*(c[1] for c in programmed)))
+            if self.drift_compensation != "none":
+                then = mapping.to_weights(target.with_columns(*(c[0] for c in programmed)))
+                now = compensated(now, then, self.drift_compensation)
+            weights[name] = now
+            stuck = programmed[0][2]
+            for *_, column in programmed[1:]:
                 stuck = stuck | column
             masks[name] = stuck
         return weights, masks

@@ -1,0 +1,316 @@
+"""Input and ADC ranges of the analog forward that are state, not configuration: learned with
+the network, or calibrated after training (`forward.input_range`, `forward.adc_range`).
+
+After IBM's aihwkit (Rasch et al. 2023, Nat. Commun. 14:5282; aihwkit 1.1.0's
+`InputRangeParameter` and `inference.calibration.calibrate_input_ranges`). Per on-chip layer l
+(its module name), the DAC spans [-r_l, r_l] in the layer's input units and the ADC
+[-R_l, R_l] (or one R_l,j per output column j) in full-scale outputs (noiseproof.analog):
+
+- learned r_l (`LearnedRanges`): before the first training step r_l = init_value (3); over
+  the first `init_batches` training forwards of the layer it is the running mean
+  r_l <- (r_l n + init_std_alpha std(x)) / (n + 1) of the batch input's std (aihwkit's
+  init_from_data); then it is a parameter trained with the network through the clip
+  x_c = clip(x, -r, r), whose gradient is aihwkit's: dL/dr = r (sum_{x >= r} min(dL/dx_c, 0)
+  - sum_{x <= -r} max(dL/dx_c, 0)) + decay r [share of |x| < r above min_unclipped], plus
+  what flows through x_c / r and the output's r (the chain rule). dL/dx = dL/dx_c inside the
+  range, 0 outside.
+- calibrated r_l (`calibrate_ranges`): the `percentile` of |x| over every input the layer
+  sees in the calibration examples, on the digital network (aihwkit's CACHE_QUANTILE takes the
+  quantile of the signed inputs; |x| here, as the DAC range is symmetric).
+- calibrated R_l or R_l,j: the `percentile` of |y_n| over the layer's normalised outputs (or
+  each column's), y_n = (W / max|W|) Q_dac(x_c / r) as in noiseproof.analog, with the
+  calibrated (or learned, static) input ranges in place, no output noise, no ADC.
+
+Percentiles interpolate linearly between order statistics (numpy's and torch.quantile's
+default): p of n values sorted v_1 <= ... <= v_n is v at rank 1 + (n - 1) p / 100.
+A range of 0 (a layer whose inputs or outputs are all 0) is stored as 1 (as noise management's
+alpha of an all-zero vector).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from noiseproof.analog import AnalogForward, analog_forward, layer_names
+from noiseproof.chip import Params, forward, is_transposed_linear
+from noiseproof.devices import model_device
+from noiseproof.inputs import Inputs, split, to
+
+
+@dataclass(frozen=True)
+class AnalogRanges:
+    """Stored ranges: `inputs` {layer: r}, `adc` {layer: (R,) or one R per output column}.
+
+    A checkpoint keeps them in its metadata (`to_dict`, `from_dict`) beside the weights.
+    """
+
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    adc: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready {'inputs': {layer: r}, 'adc': {layer: [R, ...]}}."""
+        return {"inputs": dict(self.inputs), "adc": {k: list(v) for k, v in self.adc.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AnalogRanges:
+        """The ranges `to_dict` wrote; ValueError naming `analog_ranges` when malformed."""
+        try:
+            inputs = {str(k): float(v) for k, v in data.get("inputs", {}).items()}
+            adc = {str(k): tuple(float(x) for x in v) for k, v in data.get("adc", {}).items()}
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(
+                "analog_ranges must be {'inputs': {layer: r}, 'adc': {layer: [R, ...]}}"
+            ) from None
+        values = [*inputs.values(), *(x for v in adc.values() for x in v)]
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError("analog_ranges: every range must be a finite number > 0")
+        return cls(inputs, adc)
+
+    def merged(self, other: AnalogRanges) -> AnalogRanges:
+        """These ranges with `other`'s added (other's win where both have a layer)."""
+        return AnalogRanges({**self.inputs, **other.inputs}, {**self.adc, **other.adc})
+
+    def check(self, layers: Sequence[str], effects: AnalogForward) -> None:
+        """ValueError naming the key when a layer lacks a range `effects` needs."""
+        learned = effects.input_mode in ("learned", "calibrated")
+        wanted = [("input_range", self.inputs)] if learned else []
+        if effects.adc_calibrated:
+            wanted.append(("adc_range", self.adc))
+        for key, held in wanted:
+            missing = [layer for layer in layers if layer not in held]
+            if missing:
+                raise ValueError(
+                    f"forward.{key}: no {key.replace('_', ' ')} for layer(s) "
+                    f"{', '.join(repr(m) for m in missing[:3])} in the ranges given "
+                    "(calibrate them with noiseproof.analog_ranges.calibrate_ranges)"
+                )
+
+    def clip(self, layer: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(clip(x, -r, r), r) with the stored r of `layer`."""
+        r = self.inputs[layer]
+        return x.clamp(-r, r), torch.tensor(r, dtype=x.dtype, device=x.device)
+
+    def adc_bound(self, layer: str) -> Tensor:
+        """R of `layer`: 0-d (one per layer) or [out] (one per column)."""
+        values = self.adc[layer]
+        return torch.tensor(values[0] if len(values) == 1 else values)
+
+
+class _RangeClip(torch.autograd.Function):
+    """clip(x, -r, r) with aihwkit's InputRangeForward gradient (module docstring)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, r: Tensor, decay: float, min_unclipped: float) -> Tensor:
+        ctx.save_for_backward(x, r)
+        ctx.decay, ctx.min_unclipped = decay, min_unclipped
+        return torch.minimum(torch.maximum(x, -r), r)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        x, r = ctx.saved_tensors
+        upper, lower = x >= r, x <= -r
+        grad_r = (grad * upper).clamp(max=0).sum() - (grad * lower).clamp(min=0).sum()
+        grad_r = grad_r * r
+        if ctx.decay > 0 and float((x.abs() < r).float().mean()) > ctx.min_unclipped:
+            grad_r = grad_r + ctx.decay * r
+        return grad * ~(upper | lower), grad_r.reshape(r.shape), None, None
+
+
+INIT_VALUE = 3.0
+"""A learned range before its first data (aihwkit's InputRangeParameter.init_value)."""
+
+
+class LearnedRanges:
+    """Input ranges trained with the network (module docstring): one parameter r per layer,
+    kept here and not in the user's module; `parameters()` go to the optimizer."""
+
+    def __init__(self, layers: Sequence[str], effects: AnalogForward, device: torch.device):
+        if effects.input_range is None or effects.input_range.mode != "learned":
+            raise ValueError("LearnedRanges needs forward.input_range with mode learned")
+        self.config = effects.input_range
+        self.values = {
+            name: torch.tensor(INIT_VALUE, device=device, requires_grad=True) for name in layers
+        }
+        self.seen = dict.fromkeys(layers, 0)
+
+    def parameters(self) -> list[Tensor]:
+        """The trainable ranges, one 0-d tensor per layer."""
+        return list(self.values.values())
+
+    def check(self, layers: Sequence[str], effects: AnalogForward) -> None:
+        """ValueError naming the key when a layer has no learned range (the ADC range of a
+        trained forward is never calibrated: AnalogForward refuses it)."""
+        missing = [layer for layer in layers if layer not in self.values]
+        if missing:
+            raise ValueError(f"forward.input_range: no learned range for layer {missing[0]!r}")
+
+    def clip(self, layer: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(clip(x, -r, r), r), r first set from the data of the first `init_batches`
+        training forwards (running mean of init_std_alpha std(x))."""
+        r = self.values[layer]
+        if torch.is_grad_enabled() and self.seen[layer] < self.config.init_batches:
+            std = float(x.detach().float().std()) if x.numel() > 1 else 0.0
+            if std > 0:
+                n = self.seen[layer]
+                with torch.no_grad():
+                    r.copy_((r * n + self.config.init_std_alpha * std) / (n + 1))
+                self.seen[layer] = n + 1
+        r = r.abs().to(x.dtype)
+        return _RangeClip.apply(x, r, self.config.decay, self.config.min_unclipped), r
+
+    def adc_bound(self, layer: str) -> Tensor:
+        """Not held: a trained forward's ADC range is one number (AnalogForward)."""
+        raise ValueError("forward.adc_range: learned ranges hold input ranges only")
+
+    def ranges(self) -> AnalogRanges:
+        """The current ranges as stored ranges (for the checkpoint and evaluation)."""
+        return AnalogRanges({name: abs(float(r)) for name, r in self.values.items()})
+
+
+def learned_ranges(
+    model: nn.Module, names: Sequence[str], effects: AnalogForward | None, device: torch.device
+) -> LearnedRanges | None:
+    """The ranges a training learns: LearnedRanges over the on-chip MVM layers when `effects`
+    trains through a learned input range, else None."""
+    if effects is None or not effects.train or effects.input_mode != "learned":
+        return None
+    return LearnedRanges(layer_names(model, names), effects, device)
+
+
+def percentile(values: Tensor, p: float) -> Tensor:
+    """The p-th percentile of `values` along the last dimension, linearly interpolated
+    between order statistics (module docstring; torch.quantile without its size limit)."""
+    n = values.shape[-1]
+    position = (n - 1) * p / 100
+    low, high = math.floor(position), math.ceil(position)
+    v_low = values.kthvalue(low + 1, dim=-1).values
+    if high == low:
+        return v_low
+    v_high = values.kthvalue(high + 1, dim=-1).values
+    return v_low + (position - low) * (v_high - v_low)
+
+
+def _positive(value: Tensor) -> Tensor:
+    return torch.where(value > 0, value, torch.ones_like(value))
+
+
+def _columns(module: nn.Module, y: Tensor) -> Tensor:
+    """A layer's outputs as [columns, values]: a Linear's last dimension, a Conv's channels."""
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
+        return y.reshape(-1, y.shape[-1]).T
+    return y.transpose(0, 1).reshape(y.shape[1], -1)
+
+
+@torch.no_grad()
+def calibrate_ranges(
+    model: nn.Module,
+    names: Sequence[str],
+    effects: AnalogForward,
+    x: Inputs,
+    *,
+    params: Params | None = None,
+    ranges: AnalogRanges | LearnedRanges | None = None,
+    window: tuple[float, float] | None = None,
+    batch_size: int = 2000,
+) -> AnalogRanges:
+    """The calibrated input and ADC ranges of `model`'s on-chip MVM layers (those owning an
+    on-chip `weight` among `names`) from the calibration inputs `x` (module docstring).
+
+    Input ranges are calibrated when `effects.input_range` has mode calibrated, ADC ranges when
+    `effects.adc_range` does (per layer or per column); the others come from `ranges` (learned
+    input ranges, say) where given. window: the conductance window with `effects.ir_drop`
+    (noiseproof.analog.ir_drop_window). params: on-chip tensors standing in for the model's own
+    (a programmed chip's, for calibration after programming; default: the model's weights).
+    Deterministic: no output noise is drawn. The model is left as it was.
+    """
+    if not isinstance(effects, AnalogForward):
+        raise TypeError(f"effects must be an AnalogForward, got {type(effects).__name__}")
+    x = to(x, model_device(model))
+    layers = dict(zip(layer_names(model, names), _modules(model, names), strict=True))
+    if not layers:
+        raise ValueError("forward: no on-chip Linear/Conv weight to calibrate")
+    stored = ranges.ranges() if isinstance(ranges, LearnedRanges) else ranges or AnalogRanges()
+    if effects.input_mode == "calibrated":
+        config = effects.input_range
+        seen = _collect_inputs(model, layers, x, params, batch_size)
+        stored = stored.merged(
+            AnalogRanges(
+                {
+                    name: float(_positive(percentile(v, config.percentile)))
+                    for name, v in seen.items()
+                }
+            )
+        )
+    if effects.adc_calibrated:
+        config = effects.adc_range
+        plain = effects.model_copy(update={"adc_bits": None, "output_noise": 0.0, "adc_range": 1.0})
+        outputs: dict[str, list[Tensor]] = {name: [] for name in layers}
+
+        def probe(name: str, y: Tensor) -> None:
+            column = _columns(layers[name], y.float())
+            outputs[name].append(column.abs() if config.per == "column" else column.abs().flatten())
+
+        with analog_forward(model, names, plain, torch.Generator(), window, stored, probe):
+            for batch in split(x, batch_size):
+                forward(model, params, batch)
+        adc = {}
+        for name, parts in outputs.items():
+            joined = torch.cat(parts, dim=-1)
+            adc[name] = tuple(_positive(percentile(joined, config.percentile)).reshape(-1).tolist())
+        stored = stored.merged(AnalogRanges({}, adc))
+    return stored
+
+
+def _modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    return [model.get_submodule(name) for name in layer_names(model, names)]
+
+
+def _collect_inputs(
+    model: nn.Module, layers: dict[str, nn.Module], x: Inputs, params: Params | None, size: int
+) -> dict[str, Tensor]:
+    """|x| of every input each layer sees on the digital network, flattened per layer."""
+    seen: dict[str, list[Tensor]] = {name: [] for name in layers}
+    handles = [
+        module.register_forward_pre_hook(
+            lambda _m, args, name=name: seen[name].append(args[0].detach().float().abs().flatten())
+        )
+        for name, module in layers.items()
+    ]
+    try:
+        for batch in split(x, size):
+            forward(model, params, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: torch.cat(parts) for name, parts in seen.items()}
+
+
+def evaluation_forward(
+    effects: AnalogForward | None,
+    model: nn.Module,
+    names: Sequence[str],
+    calibration: Inputs,
+    stored: Mapping[str, Any] | None = None,
+    window: tuple[float, float] | None = None,
+) -> AnalogForward | None:
+    """`effects` with the ranges its evaluation needs attached (`AnalogForward.with_ranges`):
+    the learned ranges a checkpoint `stored` (its metadata's 'analog_ranges'), and calibrated
+    ones from the `calibration` inputs (`calibrate_ranges`). ValueError naming
+    forward.input_range for a learned mode whose checkpoint learned none."""
+    if effects is None or not effects.needs_ranges:
+        return effects
+    ranges = AnalogRanges.from_dict(stored) if stored else None
+    if effects.input_mode == "learned" and ranges is None:
+        raise ValueError(
+            "forward.input_range: mode learned needs the ranges its training learned, and this "
+            "checkpoint has none (train it with forward.input_range mode learned)"
+        )
+    if effects.input_mode == "calibrated" or effects.adc_calibrated:
+        ranges = calibrate_ranges(model, names, effects, calibration, ranges=ranges, window=window)
+    return effects.with_ranges(ranges)
