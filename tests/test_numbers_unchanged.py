@@ -88,11 +88,12 @@ def digest(*values) -> str:
     return h.hexdigest()
 
 
-def create(registry, name):
-    """The registered component `name` with its defaults (required fields from REQUIRED)."""
+def create(registry, name, **settings):
+    """The registered component `name` with its defaults (required fields from REQUIRED)
+    and `settings`."""
     cls = registry.get(name)
     required = {f: REQUIRED[f] for f, info in cls.model_fields.items() if info.is_required()}
-    return registry.create({"name": name, **required})
+    return registry.create({"name": name, **required, **settings})
 
 
 def trained(name: str, noise: str = "relative_gaussian") -> str:
@@ -109,9 +110,22 @@ def trained(name: str, noise: str = "relative_gaussian") -> str:
     return digest(model.state_dict())
 
 
-def drawn(name: str) -> str:
+VARIANTS = {
+    "pcm": [
+        {"t_inference": 3600.0, "drift_compensation": "per_column", "bias": "chip"},
+        {"t_inference": 86400.0, "drift_compensation": "global"},
+    ],
+    "tio2_crossbar": [
+        {"bias_scale": "layer", "single_element": "map", "line_resistance": True},
+        {"scheme": "differential", "disturb_model": "gaussian", "strength": 0.5},
+    ],
+}
+"""Settings beyond the defaults whose draws are hashed too (array grouping, mapping, bias)."""
+
+
+def drawn(name: str, **settings) -> str:
     params = dict(tiny_model().named_parameters())
-    noise = create(noise_models, name)
+    noise = create(noise_models, name, **settings)
     return digest(noise.sample({n: t.detach() for n, t in params.items()}, generator(0, name)))
 
 
@@ -149,6 +163,11 @@ def compute() -> dict[str, str]:
     try:
         out = {f"method {name}": trained(name) for name in methods.names()}
         out |= {f"noise {name}": drawn(name) for name in noise_models.names()}
+        out |= {
+            f"noise {name} {settings}": drawn(name, **settings)
+            for name, variants in VARIANTS.items()
+            for settings in variants
+        }
         out |= {
             f"noise_injection on {name}": trained("noise_injection", name)
             for name in ("pcm", "tio2_crossbar", "measured")

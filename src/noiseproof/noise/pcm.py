@@ -4,7 +4,8 @@ The statistical PCM model of Nandakumar et al. (ICECS 2019), with the coefficien
 formulas of IBM aihwkit 1.1.0 (`aihwkit.inference.noise.pcm.PCMLikeNoiseModel`,
 `SinglePairConductanceConverter` and `GlobalDriftCompensation`); our own code, their numbers.
 
-Mapping (per array, see below): w -> a differential pair of devices, scale max|W| per array,
+Mapping (per array, see below; noiseproof.noise.mapping's ConductanceMapping over the window
+[0, g_max]): w -> a differential pair of devices, scale max|W| per array,
 
     G+ = g_max * max(w, 0) / max|W|,   G- = g_max * max(-w, 0) / max|W|   (uS, g_min = 0),
 
@@ -78,6 +79,7 @@ from torch import Tensor
 
 from noiseproof.chip import Params, is_bias
 from noiseproof.noise.base import NoiseModel, noise_models
+from noiseproof.noise.mapping import ConductanceMapping
 
 DRIFT_MEAN = (-0.0155, 0.0244, 0.049, 0.1)
 """(slope, intercept, lower clip, upper clip) of the mean drift exponent mu(ln(G/g_max))."""
@@ -162,19 +164,14 @@ class PCM(NoiseModel):
             raise ValueError(f"must be finite numbers, got {list(value)}")
         return value
 
+    @property
+    def mapping(self) -> ConductanceMapping:
+        """The weight <-> conductance map of this chip: differential pairs over [0, g_max]."""
+        return ConductanceMapping(g_min_us=0.0, g_max_us=self.g_max, scheme="differential")
+
     def conductance_window(self) -> tuple[float, float]:
         """(g_min, g_max) in uS of the weight -> conductance mapping: (0, g_max)."""
-        return 0.0, self.g_max
-
-    def to_conductance(self, weights: Tensor, scale: Tensor) -> Tensor:
-        """Target pairs [2, *shape] (uS, float64): g_max * max(+-w, 0) / scale (0 if scale 0)."""
-        w = weights.to(torch.float64)
-        per_weight = self.g_max / torch.where(scale > 0, scale, torch.ones_like(scale))
-        return torch.stack([w.clamp(min=0), (-w).clamp(min=0)]) * per_weight
-
-    def to_weights(self, pairs: Tensor, scale: Tensor) -> Tensor:
-        """Weights read back from pairs [2, *shape]: (G+ - G-) * scale / g_max (float64)."""
-        return (pairs[0] - pairs[1]) * (scale / self.g_max)
+        return self.mapping.g_min, self.mapping.g_max
 
     def programming_sigma(self, g_target: Tensor) -> Tensor:
         """sigma_P(G) = sum_i c_i (G/g_max)^i * g_max / prog_coeff_g_max_reference, in uS."""
@@ -253,10 +250,12 @@ class PCM(NoiseModel):
         draws = torch.randn(
             (3, 2, flat.numel()), generator=generator, dtype=torch.float64, device=generator.device
         )
-        programmed, now = self.devices(self.to_conductance(flat, scale), draws.to(flat.device))
-        weights = self.to_weights(now, scale)
+        mapping = self.mapping
+        target = mapping.to_conductance(flat, scale)
+        programmed, now = self.devices(torch.stack(target.columns), draws.to(flat.device))
+        weights = mapping.to_weights(target.with_columns(*now))
         if self.drift_compensation != "none":
-            reference = self.to_weights(programmed, scale).abs()
+            reference = mapping.to_weights(target.with_columns(*programmed)).abs()
             outputs = output_index(tensors, self.drift_compensation, flat.device)
             size = int(outputs.max()) + 1
             reference = flat.new_zeros(size).index_add_(0, outputs, reference)
