@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +53,7 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast, check_precision
 from noiseproof.progress import progress_bar
 from noiseproof.seeding import derive_seed, global_rng, seed_global
+from noiseproof.settings import EVALUATION_NAMES, RunSettings, from_options
 from noiseproof.tasks import Task
 
 MEMORY_BUDGET = 256 * 2**20
@@ -102,6 +103,19 @@ class TransferResult:
         return metrics["accuracy"]
 
 
+class TransferOptions(TypedDict, total=False):
+    """`run_transfers`' friendly keyword arguments: the RunSettings fields they set (see
+    EVALUATION_NAMES), and the chunking (never changes a result)."""
+
+    selection: ChipSelection | None
+    batch_size: int
+    precision: str
+    analog: AnalogForward | None
+    task: Task | str | Mapping[str, Any] | None
+    chunk_size: int | None
+    vectorise: bool | None
+
+
 def run_transfers(
     model: nn.Module,
     noise: NoiseModel,
@@ -110,21 +124,20 @@ def run_transfers(
     transfers: int,
     generator: torch.Generator,
     *,
-    selection: ChipSelection | None = None,
+    settings: RunSettings | None = None,
     params: Params | None = None,
-    batch_size: int = 2000,
+    first_chip: int = 0,
     keep_matrix: bool = False,
     progress: bool = False,
-    first_chip: int = 0,
-    chunk_size: int | None = None,
-    vectorise: bool | None = None,
-    precision: str = "fp32",
-    analog: AnalogForward | None = None,
-    task: Task | str | Mapping[str, Any] | None = None,
+    **options: Unpack[TransferOptions],
 ) -> TransferResult:
     """The task's metrics of `transfers` independent noisy chips of `model` on (x, y).
 
-    params: the clean on-chip parameters to perturb (default: those `selection` picks).
+    settings: the run's settings (noiseproof.settings.RunSettings: chip selection, analog
+    forward, evaluation batch size and precision, task); the keyword arguments selection,
+    batch_size (eval_batch_size), precision (eval_precision), analog and task build them or
+    replace their fields (`TransferOptions`); chunk_size and vectorise tune the chunking.
+    params: the clean on-chip parameters to perturb (default: those the selection picks).
     Each transfer draws its noise once (frozen for the whole test set). `generator`, an
     explicit torch.Generator (required: nothing is drawn from the global random state), gives
     one base seed (it moves on by one draw); chip k's noise depends on that seed and k only.
@@ -152,7 +165,11 @@ def run_transfers(
     counts kept there and read back once (keep_matrix rows once per chunk); results come back
     on the CPU.
     """
-    task = check_evaluation_arguments(model, x, y, "x", "y", task)
+    chunk_size, vectorise = options.pop("chunk_size", None), options.pop("vectorise", None)
+    settings = from_options(settings, options, EVALUATION_NAMES)
+    selection, batch_size, analog = settings.selection, settings.eval_batch_size, settings.analog
+    precision = settings.eval_precision
+    task = check_evaluation_arguments(model, x, y, "x", "y", settings.task)
     if not isinstance(noise, NoiseModel):
         raise TypeError(f"noise must be a NoiseModel (create_noise), got {type(noise).__name__}")
     check_count(transfers, "transfers")

@@ -29,7 +29,6 @@ from noiseproof.analog_ranges import evaluation_forward
 from noiseproof.chip import chip_params
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset
-from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import TransferResult
@@ -47,10 +46,10 @@ from noiseproof.experiments.run_folder import RunFolder
 from noiseproof.export.cost import estimate_model
 from noiseproof.logs import info
 from noiseproof.restore import model_from_checkpoint
+from noiseproof.settings import RunSettings
 from noiseproof.tasks import Task
 from noiseproof.training.callbacks import make_loggers
 from noiseproof.training.checkpoints import load_checkpoint
-from noiseproof.training.distributed import rank_device
 
 KEPT = (
     "seed",
@@ -76,7 +75,10 @@ class GridRun:
     folder: the output folder (None: in memory, local executor only); resume: reuse finished
     records; pretrained: method label -> checkpoint evaluated instead of training; loggers:
     the --log names; keep_models: a training returns its model too (in-process runs); write:
-    False in the ranks above 0 of a torchrun launch, which train with rank 0 but write nothing.
+    False in the ranks above 0 of a torchrun launch, which train with rank 0 but write nothing;
+    settings: the run's settings (noiseproof.settings.RunSettings.from_config: the device
+    resolved once, the per-rank GPU under torchrun), made once per process: a pickled run (a
+    Ray worker's) resolves them again where it is unpickled, on that machine's devices.
     """
 
     config: ExperimentConfig
@@ -87,6 +89,18 @@ class GridRun:
     loggers: tuple[str, ...] = ()
     keep_models: bool = False
     write: bool = True
+    settings: RunSettings = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            object.__setattr__(self, "settings", RunSettings.from_config(self.config))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "settings"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "settings", RunSettings.from_config(self.config))
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -194,15 +208,10 @@ _DATA: dict[tuple[str, str], Dataset] = {}
 _FINGERPRINTS: dict[str, str] = {}
 
 
-def data_device(config: ExperimentConfig) -> torch.device:
-    """Where this process keeps the data: the config's device (under torchrun with CUDA, this
-    rank's own GPU)."""
-    return rank_device(resolve_device(config.device))
-
-
-def load_data(config: ExperimentConfig) -> Dataset:
-    """The config's dataset on this process's device (`data_device`), loaded once per process."""
-    device = data_device(config)
+def load_data(run: GridRun) -> Dataset:
+    """The run's dataset on this process's device (`run.settings.device`), loaded once per
+    process."""
+    config, device = run.config, run.settings.device
     key = (repr(config.dataset.spec()), str(device))
     if key not in _DATA:
         _DATA.clear()  # one dataset at a time: a worker serves one run
@@ -210,24 +219,24 @@ def load_data(config: ExperimentConfig) -> Dataset:
     return _DATA[key]
 
 
-def fingerprint(config: ExperimentConfig) -> str:
-    """The fingerprint of the data this process loaded for `config` (computed once)."""
-    key = repr(config.dataset.spec())
+def fingerprint(run: GridRun) -> str:
+    """The fingerprint of the data this process loaded for `run` (computed once)."""
+    key = repr(run.config.dataset.spec())
     if key not in _FINGERPRINTS:
         _FINGERPRINTS.clear()
-        _FINGERPRINTS[key] = data_fingerprint(config.dataset.spec(), load_data(config))
+        _FINGERPRINTS[key] = data_fingerprint(run.config.dataset.spec(), load_data(run))
     return _FINGERPRINTS[key]
 
 
-def load_task(config: ExperimentConfig) -> Task:
+def load_task(run: GridRun) -> Task:
     """The run's task (`jobs.run_task`: the config's, or the one its data's targets say)."""
-    return run_task(config, load_data(config))
+    return run_task(run.config, load_data(run))
 
 
-def remember_data(config: ExperimentConfig, data: Dataset, digest: str | None = None) -> None:
-    """Make `data` (already loaded by this process) what `load_data` returns for this config,
-    moved to `data_device` once; `digest`: its fingerprint, when already computed."""
-    device = data_device(config)
+def remember_data(run: GridRun, data: Dataset, digest: str | None = None) -> None:
+    """Make `data` (already loaded by this process) what `load_data` returns for this run,
+    moved to its device once; `digest`: its fingerprint, when already computed."""
+    config, device = run.config, run.settings.device
     _DATA.clear()
     _DATA[(repr(config.dataset.spec()), str(device))] = data.to(device)
     _FINGERPRINTS.clear()
@@ -279,18 +288,17 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
     {'training': ..., 'attacks': [...], 'landscape': ..., 'checkpoint': file or None,
     'digest': the checkpoint digest} (and 'model' with keep_models)."""
     config, folder = run.config, run.folder
-    data = load_data(config)
-    device = resolve_device(config.device)
-    task = load_task(config)
+    data = load_data(run)
+    task = load_task(run)
     ckpt = folder.checkpoint(job.method, job.seed) if folder is not None else None
     given = run.pretrained.get(job.method)
     writes = ckpt if run.write else None
     if given or (run.resume and ckpt is not None and ckpt.is_file()):
         state, meta = load_checkpoint(given or ckpt)
         if not given:  # a checkpoint of this folder must be this (method, seed)'s, of this run
-            expect = checkpoint_expect(config, job.method, job.seed, task, fingerprint(config))
+            expect = checkpoint_expect(config, job.method, job.seed, task, fingerprint(run))
             check_checkpoint(ckpt, meta, expect)
-        model = model_from_checkpoint(state, meta, device)
+        model = model_from_checkpoint(state, meta, run.settings.device)
         digest = checkpoint_digest(state, meta)
         info(f"loaded {given or ckpt}")
     else:
@@ -303,11 +311,12 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
             noise=config.noise[0].model,
             seed=job.seed,
             task=task,
+            settings=run.settings,
             progress=run.progress,
             log=info,
             callbacks=make_loggers(run.loggers, logs) if run.loggers and logs else (),
             inputs={
-                "data": fingerprint(config),
+                "data": fingerprint(run),
                 "config": config_hash(train_config(config, job.method, job.seed)),
             },
         )
@@ -325,7 +334,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
             jobs,
             run.resume,
             task,
-            provenance=(digest, fingerprint(config), trained),
+            provenance=(digest, fingerprint(run), trained),
         )
     file = given or ckpt
     shown = str(Path(given).resolve()) if given else None if ckpt is None else folder.shown(ckpt)
@@ -347,14 +356,15 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
     """Evaluate the job's chips under its noise model at its level; the full record (a whole
     job) or a shard record with the per-chip task sums and per-unit counts the merge needs."""
     config, folder = run.config, run.folder
-    digest, data_digest = needed["digest"], fingerprint(config)
+    digest, data_digest = needed["digest"], fingerprint(run)
     path = folder.record(job) if folder is not None else None
     if path is not None and run.resume and path.is_file():
         return folder.read_record(path, record_expect(run, job, digest, data_digest))
-    data = load_data(config)
-    model = needed.get("model") or load_model(Path(needed["checkpoint"]), data_device(config))
+    data = load_data(run)
+    model = needed.get("model") or load_model(Path(needed["checkpoint"]), run.settings.device)
     noise = job.noise_model
-    task = load_task(config)
+    task = load_task(run)
+    settings = run.settings.replace(task=task)
     started = time.perf_counter()
     result = evaluate_chips(
         model,
@@ -363,10 +373,8 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         transfers=job.chips,
         seed=job.seed,
         noise_label=job.noise,
-        selection=config.chip,
+        settings=settings,
         first_chip=job.first_chip,
-        batch_size=config.eval_batch_size,
-        precision=config.eval_precision,
         analog=evaluation_forward(  # with its learned or calibrated ranges, if any
             config.forward,
             model,
@@ -375,15 +383,14 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             needed["training"].get("analog_ranges"),
             ir_drop_window(config.forward, noise),
         ),
-        task=task,
     )
     clean = clean_metrics(
         model,
         data.x_test,
         data.y_test,
         task,
-        config.eval_batch_size,
-        precision=config.eval_precision,
+        settings.eval_batch_size,
+        precision=settings.eval_precision,
     )
     hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
     labels = {
@@ -443,7 +450,7 @@ def merge_shards(shards: list[dict[str, Any]], job: EvalJob, run: GridRun) -> di
             raise NoiseproofError(f"the shards of {job.name} were computed from other inputs")
     sums = [[math.nan if v is None else v for v in row] for s in shards for row in s["chip_sums"]]
     result = TransferResult(
-        task=load_task(run.config),
+        task=load_task(run),
         sums=torch.tensor(sums, dtype=torch.float64),
         correct_counts=sum(torch.tensor(s["correct_counts"], dtype=torch.int64) for s in shards),
         mask=torch.tensor(first["mask"], dtype=torch.bool) if "mask" in first else None,

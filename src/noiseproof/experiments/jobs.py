@@ -10,26 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import torch
 from torch import nn
 
-from noiseproof.analog import AnalogForward
-from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
-from noiseproof.devices import model_device, resolve_device
+from noiseproof.devices import model_device
 from noiseproof.evaluation.metrics import accuracy_summary, metric_summaries, reliability
-from noiseproof.evaluation.transfers import TransferResult, run_transfers
+from noiseproof.evaluation.transfers import TransferOptions, TransferResult, run_transfers
 from noiseproof.methods.base import Method
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
 from noiseproof.plugins import used_plugins
 from noiseproof.seeding import derive_seed, generator
+from noiseproof.settings import RunSettings, from_options
 from noiseproof.tasks import AUTO, Task, create_task, infer_task
 from noiseproof.training.checkpoints import save_checkpoint
 from noiseproof.training.config import TrainConfig
-from noiseproof.training.trainer import train
+from noiseproof.training.trainer import TRAINING_NAMES, TrainOptions, train
 
 if TYPE_CHECKING:
     from noiseproof.config import ExperimentConfig, MethodEntry
@@ -70,21 +69,21 @@ def train_job(
     train_config: TrainConfig,
     *,
     noise: NoiseModel | None,
-    selection: ChipSelection,
     seed: int,
+    settings: RunSettings | None = None,
     label: str | None = None,
     dataset_spec: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
-    device: torch.device | str | None = None,
-    analog: AnalogForward | None = None,
-    task: Task | None = None,
+    **options: Unpack[TrainOptions],
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train one model on `device` (None: auto) for `task` (None: inferred from the data);
-    return it (best-val weights, on that device) and the metadata its checkpoint keeps (the
-    task, the data's vocabulary for a token model).
+    """Train one model on the settings' device (None: auto) for their task (None: inferred
+    from the data); return it (best-val weights, on that device) and the metadata its
+    checkpoint keeps (the task, the data's vocabulary for a token model).
 
+    settings: noiseproof.settings.RunSettings (device, chip selection, analog forward, task),
+    or built from `train`'s keyword arguments selection, device, analog and task.
     label: the name results report the method under (default: the method's name);
     dataset_spec: the dataset's spec, so `evaluate` can reload it (default: its name only).
     The method's `finish` runs after training (e.g. a method adding modules): the returned
@@ -92,6 +91,10 @@ def train_job(
     `restore` rebuilds that model when the checkpoint is loaded
     (noiseproof.restore.model_from_checkpoint).
     """
+    settings = from_options(settings, options, TRAINING_NAMES)
+    if settings.device is None:  # a job trains on 'auto', not where the fresh model is
+        settings = RunSettings.build(settings, device="auto")
+    selection, task = settings.selection, settings.task
     model = build_seeded(model_spec, data, seed)
     started = time.perf_counter()
     result = train(
@@ -100,13 +103,10 @@ def train_job(
         method,
         train_config,
         noise=noise,
-        selection=selection,
         seed=seed,
         progress=progress,
         callbacks=callbacks,
-        device=resolve_device(device),
-        analog=analog,
-        task=task,
+        settings=settings,
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
     meta = {
@@ -150,13 +150,15 @@ def train_and_save(
     noise: NoiseModel | None,
     seed: int,
     task: Task,
+    settings: RunSettings | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
     callbacks: Sequence[Any] = (),
     inputs: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """`train_job` for one method entry of an experiment config, for `task`, on its `device`,
-    its checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
+    """`train_job` for one method entry of an experiment config, for `task`, with the run's
+    `settings` (default: `RunSettings.from_config(config)`: its device, chip, forward), its
+    checkpoint written to `path` (unless None; the weights saved on the CPU, so it loads
     anywhere) and one line logged (label, seed, best validation metric and epoch, time).
     inputs: what the training was computed from (noiseproof.experiments.provenance), kept in
     the metadata under 'inputs'."""
@@ -166,16 +168,13 @@ def train_and_save(
         entry.method,
         config.train,
         noise=noise,
-        selection=config.chip,
         seed=seed,
+        settings=(settings or RunSettings.from_config(config)).replace(task=task),
         label=entry.label,
         dataset_spec=config.dataset.spec(),
         progress=progress,
         log=log,
         callbacks=callbacks,
-        device=config.device,
-        analog=config.forward,
-        task=task,
     )
     if inputs is not None:
         meta["inputs"] = inputs
@@ -200,22 +199,20 @@ def evaluate_chips(
     transfers: int,
     seed: int,
     noise_label: str,
-    selection: ChipSelection,
+    settings: RunSettings | None = None,
     first_chip: int = 0,
-    batch_size: int = 2000,
     progress: bool = False,
-    precision: str = "fp32",
-    analog: AnalogForward | None = None,
-    task: Task | None = None,
+    **options: Unpack[TransferOptions],
 ) -> TransferResult:
-    """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level,
-    measured by `task` (None: inferred from the test targets).
+    """Monte Carlo over chips [first_chip, first_chip + transfers) at one noise level, with
+    the run's `settings` (or `run_transfers`' keyword arguments: selection, batch_size,
+    precision, analog, task), measured by their task (None: inferred from the test targets).
 
     The noise stream depends on (seed, noise label, level) and the device only, so every
     method at a level sees the same draws where parameter shapes agree (common random
     numbers), and chip k is the same chip whichever range it is evaluated in (a shard of a
     larger run gives exactly that run's per-chip accuracies). Runs where the model is (its
-    generator made there), under `precision` autocast, with the `analog` forward effects.
+    generator made there), under the evaluation precision, with the analog forward effects.
     """
     gen = generator(seed, "transfers", noise_label, noise.level, device=model_device(model))
     return run_transfers(
@@ -225,13 +222,10 @@ def evaluate_chips(
         data.y_test,
         transfers,
         gen,
-        selection=selection,
-        batch_size=batch_size,
-        progress=progress,
-        precision=precision,
+        settings=settings,
         first_chip=first_chip,
-        analog=analog,
-        task=task,
+        progress=progress,
+        **options,
     )
 
 
