@@ -15,3 +15,7 @@ cd "$(dirname "$0")"
 [ -f /usr/share/doc/jargon-text/jargon.txt.gz ] || { apt-get update -qq && apt-get install -y -q jargon-text; }
 # Fashion-MNIST for the `fashion-mnist` dataset and the paper examples (Debian's IDX files).
 [ -d /usr/share/datasets/fashion-mnist ] || { apt-get update -qq && apt-get install -y -q dataset-fashion-mnist; }
+# Headless Chromium for the test that renders report.html in a real browser (it is skipped, with
+# that reason, where no chromium is installed).
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -q chromium; } \
+    || echo 'warning: chromium not installed; the report browser test will be skipped' >&2

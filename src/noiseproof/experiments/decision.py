@@ -164,7 +164,7 @@ def recommend(
     cannot decide), 'lines' (the evidence, one per line), 'comparison'}. NoiseproofError (one
     line) for a noise or level not in the run, within < 0 or a confidence outside (0, 1)."""
     if within is not None and (not math.isfinite(within) or within < 0):
-        raise NoiseproofError(f"--within must be >= 0, got {within}")
+        raise NoiseproofError(f"--within must be >= 0 and finite, got {within}")
     if not 0 < confidence < 1:
         raise NoiseproofError(f"confidence must be in (0, 1), got {confidence}")
     if by not in ("mean", "worst"):
@@ -186,7 +186,7 @@ def recommend(
     def close(row: dict[str, Any]) -> bool:
         if within is not None:
             return abs(row["value"] - best_value) <= within
-        return bool(row.get("indistinguishable"))
+        return row["method"] == best or bool(row.get("indistinguishable"))
 
     allowed = [
         r
