@@ -4,14 +4,18 @@ Table 1, the targeted attack, flatness.
     python examples/buechel2022/table.py runs/buechel2022-full [runs/buechel2022-full-extra ...]
 
 Reads the run folders' jobs/*.json (so it works on a run still in progress: missing cells
-print as "-"); several folders (runs of the same config with other methods) make one table.
-Cells: mean ± std (min) test accuracy over the transfers, in %, [paper value].
+print as "-"); several folders (runs of the same config with other methods or other seeds)
+make one table. Cells, one seed: mean ± std (min) test accuracy over the transfers, in %,
+[paper value]; several seeds: mean over seeds of each seed's mean ± std over seeds (min over
+every chip of every seed) {n seeds}.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 # Table 1 of the paper (mean test accuracy %), keyed by our method labels and zeta.
@@ -43,6 +47,13 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def over_seeds(values: list[float]) -> str:
+    """One seed: the value in %; several: mean ± sample std over seeds {n seeds}."""
+    if len(values) == 1:
+        return pct(values[0])
+    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values))} {{{len(values)}}}"
+
+
 def main(folders: list[Path]) -> None:
     first = folders[0] / "results.json"
     config = json.loads(first.read_text())["config"] if first.exists() else None
@@ -51,9 +62,16 @@ def main(folders: list[Path]) -> None:
         for path in sorted((folder / "jobs").glob("*.json")):
             record = json.loads(path.read_text())  # an attack job holds a list (one per zeta)
             jobs.extend(record if isinstance(record, list) else [record])
-    sweep = {(j["method"], j["level"]): j for j in jobs if "accuracy" in j and "level" in j}
-    attacks = {j["method"]: j for j in jobs if "attacked_accuracy" in j and j["zeta"] == 0.1}
-    scapes = {j["method"]: j for j in jobs if "flatness" in j}
+    sweep: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    attacks: dict[str, list[dict]] = defaultdict(list)
+    scapes: dict[str, list[dict]] = defaultdict(list)
+    for j in jobs:
+        if "accuracy" in j and "level" in j:
+            sweep[j["method"], j["level"]].append(j)
+        elif "attacked_accuracy" in j and j["zeta"] == 0.1:
+            attacks[j["method"]].append(j)
+        elif "flatness" in j:
+            scapes[j["method"]].append(j)
     order = [m for m in NAMES if any(k[0] == m for k in sweep) or m in attacks]
     levels = sorted({k[1] for k in sweep})
     if config is not None:
@@ -64,15 +82,18 @@ def main(folders: list[Path]) -> None:
     for m in order:
         cells = []
         for z in levels:
-            job = sweep.get((m, z))
+            runs = sweep.get((m, z), [])
             paper = PAPER.get(m, {}).get(z)
-            if job is None:
+            if not runs:
                 cell = "-"
             elif z == 0:
-                cell = pct(job["clean_accuracy"])
-            else:
-                a = job["accuracy"]
+                cell = over_seeds([r["clean_accuracy"] for r in runs])
+            elif len(runs) == 1:
+                a = runs[0]["accuracy"]
                 cell = f"{pct(a['mean'])} ± {pct(a['std'])} ({pct(a['min'])})"
+            else:
+                worst = min(r["accuracy"]["min"] for r in runs)
+                cell = f"{over_seeds([r['accuracy']['mean'] for r in runs])} ({pct(worst)})"
             if paper is not None:
                 cell += f" [{paper:.2f}]"
             cells.append(cell)
@@ -85,22 +106,27 @@ def main(folders: list[Path]) -> None:
     )
     print("|---|---|---|---|---|")
     for m in order:
-        a = attacks.get(m)
-        if a is None:
+        runs = attacks.get(m)
+        if not runs:
             continue
-        r = a["random_accuracy"]
-        print(
-            f"| {NAMES[m]} | {pct(a['clean_accuracy'])} | {pct(a['attacked_accuracy'])} | "
-            f"{pct(r['mean'])} ± {pct(r['std'])} | {PAPER_ATTACK.get(m, '')} |"
-        )
+        clean = over_seeds([a["clean_accuracy"] for a in runs])
+        attacked = over_seeds([a["attacked_accuracy"] for a in runs])
+        if len(runs) == 1:
+            r = runs[0]["random_accuracy"]
+            random = f"{pct(r['mean'])} ± {pct(r['std'])}"
+        else:
+            random = over_seeds([a["random_accuracy"]["mean"] for a in runs])
+        print(f"| {NAMES[m]} | {clean} | {attacked} | {random} | {PAPER_ATTACK.get(m, '')} |")
 
     print()
     print("| method | clean loss | flatness (loss rise) |")
     print("|---|---|---|")
     for m in order:
-        s = scapes.get(m)
-        if s is not None:
-            print(f"| {NAMES[m]} | {s['clean_loss']:.4f} | {s['flatness']:.4f} |")
+        runs = scapes.get(m)
+        if runs:
+            loss = statistics.mean(s["clean_loss"] for s in runs)
+            flat = statistics.mean(s["flatness"] for s in runs)
+            print(f"| {NAMES[m]} | {loss:.4f} | {flat:.4f} |")
 
 
 if __name__ == "__main__":
