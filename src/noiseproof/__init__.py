@@ -30,6 +30,7 @@ _EXPORTS = {
     "Method": "noiseproof.methods.base",
     "NoiseModel": "noiseproof.noise.base",
     "NoiseproofError": "noiseproof.errors",
+    "RunSettings": "noiseproof.settings",
     "Task": "noiseproof.tasks",
     "TrainConfig": "noiseproof.training.config",
     "TransferResult": "noiseproof.evaluation.transfers",

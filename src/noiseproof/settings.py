@@ -47,6 +47,13 @@ class RunSettings:
     the on-chip tensors (noiseproof.chip). analog: DAC/ADC/output noise/IR drop of the
     on-chip layers (noiseproof.analog), or None. eval_batch_size: examples per evaluation
     forward. task: what models are trained and measured for (None: inferred from the targets).
+
+    >>> import noiseproof as nf
+    >>> settings = nf.RunSettings.build(device="cpu", eval_batch_size=500, task="regression")
+    >>> settings.device, settings.eval_batch_size, settings.task.registered_name
+    (device(type='cpu'), 500, 'regression')
+    >>> settings.replace(eval_precision="bf16").eval_precision
+    'bf16'
     """
 
     device: torch.device | None = None
@@ -90,6 +97,19 @@ class RunSettings:
         if "task" in fields:
             fields["task"] = given_task(fields["task"])
         return dataclasses.replace(settings or cls(), **fields)
+
+    def config_keys(self) -> dict[str, Any]:
+        """The experiment config keys these settings stand for (what `from_config` reads):
+        device, eval_precision, chip, forward, eval_batch_size and task (a device of None,
+        where the model is, is left out: the config's default, 'auto', applies)."""
+        keys = {
+            "eval_precision": self.eval_precision,
+            "chip": self.selection,
+            "forward": self.analog,
+            "eval_batch_size": self.eval_batch_size,
+            "task": AUTO if self.task is None else self.task,
+        }
+        return keys if self.device is None else {"device": str(self.device), **keys}
 
     def replace(self, **fields: Any) -> RunSettings:
         """A copy with `fields` replaced as they are (already resolved values)."""

@@ -29,6 +29,7 @@ from noiseproof.experiments.jobs import build_seeded, run_task
 from noiseproof.experiments.results import flat_row, summary_rows, text_table
 from noiseproof.inputs import to
 from noiseproof.models.base import ModelSpec
+from noiseproof.settings import RunSettings
 from noiseproof.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -184,7 +185,8 @@ def compare(
     progress: bool = False,
     device: Any = "auto",
     task: Any = "auto",
-    **settings: Any,
+    settings: RunSettings | None = None,
+    **keys: Any,
 ) -> CompareResults:
     """Train `model` with each method and measure each under noise over simulated chips.
 
@@ -200,19 +202,26 @@ def compare(
     (ValueError if it is not there); the trained `.models` live on it. task: what the models
     are trained and measured for (noiseproof.tasks: 'classification', 'regression',
     'token_classification', 'language_model', a mapping with settings, or 'auto': inferred
-    from the targets). Further keyword
-    `settings` are experiment config keys (e.g. reliability_threshold, attack,
-    eval_precision). Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
+    from the targets). settings: a noiseproof.settings.RunSettings standing for the config
+    keys device, eval_precision, chip, forward, eval_batch_size and task; `chip`, a `device`
+    other than 'auto', a `task` other than 'auto' and those keys given here replace its
+    fields. Further keyword arguments `keys` are experiment config keys (e.g.
+    reliability_threshold, attack, eval_precision). Returns CompareResults (`.to_pandas()`,
+    `.models`, `.table()`).
     A model that cannot run on the data, or whose outputs do not fit its targets, is refused
     before any training or writing (`check_model_fits`: ValueError naming data.x_train or
     data.y_train).
     """
     resolve_device(device, "device")
+    if settings is not None and not isinstance(settings, RunSettings):
+        raise TypeError(f"settings must be a RunSettings or None, got {type(settings).__name__}")
     if not isinstance(model, nn.Module) and not callable(model):
         raise TypeError(f"model must be an nn.Module or a function building one, got {model!r}")
     if out is not None and (not isinstance(out, str | Path) or not str(out).strip()):
         raise ValueError(f"out must be a folder path or None, got {out!r}")
+    given = settings.config_keys() if settings is not None else {}
     raw = {
+        **given,
         "dataset": GivenData(data=as_dataset(data)),
         "model": GivenModel(source=model, output=output),
         "methods": _listed(methods, "methods"),
@@ -222,9 +231,9 @@ def compare(
         "seeds": [seeds] if isinstance(seeds, int) else list(seeds),
         **({"train": train} if train is not None else {}),
         **({"chip": chip} if chip is not None else {}),
-        "device": check_device_spec(device),
-        "task": task,
-        **settings,
+        **({"device": check_device_spec(device)} if device != "auto" or not given else {}),
+        **({"task": task} if task != "auto" or not given else {}),
+        **keys,
     }
     config = ExperimentConfig.parse(raw)
     check_model_fits(config)
