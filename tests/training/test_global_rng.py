@@ -1,7 +1,7 @@
 """The user's own random draws (an nn.Dropout of the model, torch.rand / numpy / `random` in a
 forward): the same seed gives the same numbers, and the caller's global random state is left
-as it was, by training, Monte Carlo, the attack, the landscape and compensation training
-(noiseproof.seeding.global_rng)."""
+as it was, by training, Monte Carlo, clean metrics, the attack, the landscape and compensation
+training (noiseproof.seeding.global_rng)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import noiseproof as nf
+from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.methods.correctnet.compensation import Compensated
 from noiseproof.methods.correctnet.settings import CompensationTraining
 from noiseproof.methods.correctnet.training import train_compensation
@@ -120,6 +121,39 @@ def test_monte_carlo_of_a_drawing_model_is_reproducible_and_chip_by_chip():
     assert torch.equal(whole.sums, again.sums)
     tail = transfers(model, data, count=3, first_chip=3)  # chip k is chip k in any shard
     assert torch.equal(whole.sums[3:], tail.sums)
+
+
+class KeptDropout(nn.Dropout):
+    """An nn.Dropout that stays in train mode when its model is put in eval mode (as MC dropout
+    does): it draws from torch's global generator in every forward."""
+
+    def train(self, mode: bool = True) -> KeptDropout:
+        return super().train(True)
+
+
+def kept_dropout() -> nn.Module:
+    """An MLP whose dropout is left in train mode during evaluation."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), KeptDropout(0.5), nn.Linear(64, 2))
+
+
+@pytest.mark.parametrize("build", [kept_dropout, lambda: fresh("rand_in_forward")])
+def test_clean_metrics_of_a_drawing_model_are_reproducible_and_leave_the_state_alone(build):
+    # a regression of the inputs themselves: its squared error moves with every draw
+    model, x = build(), moons().x_test
+    task = nf.create_task("regression")
+    seed_global(1)
+    before = global_state()
+    first = clean_metrics(model, x, x, task, seed=3)
+    assert_same_state(global_state(), before)
+    seed_global(2)  # the caller's own global stream plays no part
+    assert clean_metrics(model, x, x, task, seed=3) == first
+    assert clean_metrics(model, x, x, task, seed=4)["mse"] != first["mse"]  # the run's seed
+    with global_rng(3, "clean"), torch.no_grad():  # the fork of (seed, 'clean') itself
+        outputs = model.eval()(x)
+    model.train()
+    assert first["mse"] == pytest.approx(((outputs - x) ** 2).mean().item(), rel=1e-6)
 
 
 def test_attack_and_landscape_are_reproducible_and_leave_the_state_alone():

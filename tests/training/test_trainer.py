@@ -109,7 +109,7 @@ def scripted_validation(monkeypatch, scores: list[float]) -> list[dict]:
     seen: list[dict] = []
     queue = list(scores)
 
-    def fake(model, x, y, task, batch_size=2000):
+    def fake(model, x, y, task, batch_size=2000, seed=0):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return {"accuracy": queue.pop(0)}
 
@@ -287,9 +287,9 @@ def test_dropout_hooks_are_removed_after_training(monkeypatch):
     during: list[dict] = []
     real = trainer_module.clean_metrics
 
-    def spy(model_, x, y, task, batch_size=2000):
+    def spy(model_, x, y, task, batch_size=2000, seed=0):
         during.append(pre_hook_counts(model_))
-        return real(model_, x, y, task, batch_size)
+        return real(model_, x, y, task, batch_size, seed=seed)
 
     monkeypatch.setattr(trainer_module, "clean_metrics", spy)
     run({"name": "dropout"}, model=model)

@@ -206,7 +206,7 @@ def targeted_attack(
     n = len(y) if config.examples is None else min(config.examples, len(y))
     check_outputs_fit(model, clean, x, y, task)
     with global_rng(seed, "attack", device=device):  # the user's own draws, if any
-        measured = clean_metrics(model, x, y, task, config.batch_size, clean, precision)
+        measured = clean_metrics(model, x, y, task, config.batch_size, clean, precision, seed)
         metric = task.primary
         records = []
         for zeta in config.zetas:
@@ -224,7 +224,7 @@ def targeted_attack(
                 precision=precision,
                 task=task,
             )
-            attacked = clean_metrics(model, x, y, task, config.batch_size, point, precision)
+            attacked = clean_metrics(model, x, y, task, config.batch_size, point, precision, seed)
             random = run_transfers(
                 model,
                 RelativeGaussian(zeta=zeta),

@@ -12,6 +12,7 @@ from noiseproof.devices import model_device
 from noiseproof.inputs import Inputs, split, to
 from noiseproof.modes import evaluating
 from noiseproof.precision import autocast
+from noiseproof.seeding import global_rng
 from noiseproof.tasks import Task, tasks
 
 
@@ -24,15 +25,21 @@ def clean_metrics(
     batch_size: int = 2000,
     params: Mapping[str, Tensor] | None = None,
     precision: str = "fp32",
+    seed: int = 0,
 ) -> dict[str, float]:
     """Each of the task's metrics on (x, y) without noise, in eval mode (every submodule's mode
     restored after), through `params` when given (else the module as it is), on the model's
     device (x, y moved there once), under `precision` autocast; the task's sums are added
-    over the batches on the device and read back once."""
+    over the batches on the device and read back once.
+
+    seed: the run's seed. The user's own draws (an nn.Dropout kept in train mode, torch.rand
+    in a forward) come from a fork of the global generators seeded from (seed, 'clean')
+    (noiseproof.seeding.global_rng), as in training and Monte Carlo: the same seed gives the
+    same numbers, and the caller's global random state is left as it was."""
     device = model_device(model)
     x, y = to(x, device), y.to(device)
     sums = None
-    with evaluating(model), autocast(device, precision):
+    with evaluating(model), autocast(device, precision), global_rng(seed, "clean", device=device):
         for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
             part = task.sums(forward(model, params, xs), ys)
             sums = part if sums is None else sums + part

@@ -271,7 +271,7 @@ def train(
                     sync_buffers(model)  # under torchrun: rank 0's BatchNorm statistics everywhere
                     if len(data.y_val):
                         measured = clean_metrics(
-                            model, data.x_val, data.y_val, task, config.eval_batch_size
+                            model, data.x_val, data.y_val, task, config.eval_batch_size, seed=seed
                         )
                         row |= {f"val_{name}": value for name, value in measured.items()}
                         if config.select == "noisy":
