@@ -391,6 +391,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         task,
         settings.eval_batch_size,
         precision=settings.eval_precision,
+        seed=job.seed,
     )
     hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
     labels = {
