@@ -269,7 +269,7 @@ class ExperimentConfig(BaseModel):
         """The levels swept for one noise model: its own, else the experiment's."""
         return entry.levels if entry.levels is not None else self.levels
 
-    def method_entry(self, label: str) -> MethodEntry:
+    def method(self, label: str) -> MethodEntry:
         """The method reported under `label` (KeyError naming the labels if there is none)."""
         for entry in self.methods:
             if entry.label == label:
@@ -278,7 +278,9 @@ class ExperimentConfig(BaseModel):
 
     def noise_entry(self, label: str) -> NoiseEntry:
         """The noise model reported under `label` (KeyError naming the labels if there is
-        none); `config.noise` itself is the tuple of every entry."""
+        none), the counterpart of `method(label)`. It is not spelled `noise(label)`:
+        `config.noise` is the field holding the tuple of every entry (iterated, indexed and
+        written to config.yaml as it is), which a method of that name would replace."""
         for entry in self.noise:
             if entry.label == label:
                 return entry

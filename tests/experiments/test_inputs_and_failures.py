@@ -97,10 +97,10 @@ def test_the_config_answers_by_label():
             "noise": ["relative_gaussian", {"name": "lognormal", "levels": [0.2, 0.4]}],
         }
     )
-    assert config.method_entry("drop").method.registered_name == "dropout"
+    assert config.method("drop").method.registered_name == "dropout"
     assert config.noise_entry("lognormal").levels == (0.2, 0.4)
     with pytest.raises(KeyError, match="'dropout'"):
-        config.method_entry("dropout")
+        config.method("dropout")
     sweeps = dict(config.sweeps())
     assert [(level, model.level) for level, model in sweeps["lognormal"]] == [
         (0.2, 0.2),

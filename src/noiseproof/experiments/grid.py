@@ -115,7 +115,7 @@ def job_config(config: ExperimentConfig, method: str, noise: str, seed: int) -> 
     keep += ("forward",)  # in raw only when set: a run without it keeps its config hash
     return {
         **{k: raw[k] for k in keep if k in raw},
-        "method": config.method_entry(method).spec(),
+        "method": config.method(method).spec(),
         "noise": config.noise_entry(noise).spec(),
         "seed": seed,
     }
@@ -128,7 +128,7 @@ def train_config(config: ExperimentConfig, method: str, seed: int) -> dict[str, 
     keep = ("dataset", "model", "train", "chip", "task")
     return {
         **{k: raw[k] for k in keep if k in raw},
-        "method": config.method_entry(method).spec(),
+        "method": config.method(method).spec(),
         "train_noise": config.noise[0].model.spec(),
         "forward": None if config.forward is None else config.forward.model_dump(mode="json"),
         "seed": seed,
@@ -142,7 +142,7 @@ def checkpoint_expect(
     seed) its file name says, trained with this config's model, method, data, settings, chip
     selection, training noise and task (what `jobs.train_and_save` writes), and, when it
     names its data (checkpoints written since records name their inputs), this data."""
-    entry = config.method_entry(label)
+    entry = config.method(label)
     return {
         "label": label,
         "seed": seed,
@@ -305,7 +305,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
         logs = folder.logs(job.method, job.seed) if writes else None
         model, meta = train_and_save(
             config,
-            config.method_entry(job.method),
+            config.method(job.method),
             data,
             writes,
             noise=config.noise[0].model,
@@ -395,7 +395,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
     )
     hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
     labels = {
-        "method_spec": config.method_entry(job.method).method.spec(),
+        "method_spec": config.method(job.method).method.spec(),
         "training": {k: v for k, v in needed["training"].items() if k not in hidden},
         "config": job_config(run.config, job.method, job.noise, job.seed),
         "inputs": eval_inputs(run, job, digest, data_digest),
