@@ -33,12 +33,11 @@ def pareto_plot(comparisons_: Sequence[dict[str, Any]], noise: str, path: Path) 
     panels = [p for p in PANELS if all(p[0] in f for f in fronts)]
     methods = list(dict.fromkeys(r["method"] for c in items for r in c["methods"]))
     colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    figure, axes = plt.subplots(
-        len(items),
-        len(panels),
-        figsize=(3.1 * len(panels) + 0.6, 2.7 * len(items) + 0.7),
-        squeeze=False,
-    )
+    width = 3.1 * len(panels) + 0.6
+    columns = max(1, min(len(methods) + 1, int(width / 2.0)))  # legend entries to a row
+    legend = 0.35 * -(-(len(methods) + 1) // columns)  # inches above the panels
+    height = 2.7 * len(items) + legend + 0.2
+    figure, axes = plt.subplots(len(items), len(panels), figsize=(width, height), squeeze=False)
     for row, item, front in zip(axes, items, fronts, strict=True):
         scale = 100 if is_percent(item["metric"]) else 1
         for axis, (key, robust, x_of, _) in zip(row, panels, strict=True):
@@ -74,6 +73,6 @@ def pareto_plot(comparisons_: Sequence[dict[str, Any]], noise: str, path: Path) 
     ]
     handles.append(plt.Line2D([], [], marker="o", linestyle="", color="k", markerfacecolor="none"))
     handles[-1].set_label("hollow: dominated")
-    figure.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5), frameon=False)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.7 * len(items) + 0.7)))
+    figure.legend(handles=handles, loc="upper center", ncol=columns, frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - legend / height))
     return save_figure(figure, path)
