@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from noiseproof.cli import cli
+from noiseproof.experiments.run_folder import RunFolder
 
 GRID = [
     "--dataset",
@@ -214,6 +215,15 @@ def test_overwrite_replaces_every_old_output_and_keeps_other_files(copy):
     assert (copy / "notes.txt").read_text() == "mine"
     assert [r["level"] for r in strict_load(copy / "results.json")["jobs"]] == [0.25]
     assert not [p for p in copy.iterdir() if p.name.startswith(".noiseproof")]
+
+
+def test_every_file_a_run_writes_is_an_output_of_its_folder(finished):
+    """RunFolder owns the layout: what consent looks for and --overwrite removes
+    (`outputs`) is every file the run wrote (a plot or record it did not know would survive an
+    overwrite and mix two runs)."""
+    written = {p for p in finished.rglob("*") if p.is_file() and ".noiseproof" not in p.name}
+    assert written - set(RunFolder(finished).outputs()) == set()
+    assert any(p.name.startswith("pareto_") for p in written)
 
 
 def test_a_refused_overwrite_keeps_the_old_run(copy):

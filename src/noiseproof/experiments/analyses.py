@@ -16,7 +16,7 @@ import base64
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -28,6 +28,9 @@ from noiseproof.experiments.provenance import analysis_inputs
 from noiseproof.experiments.records import dumps, read_record, strict_json
 from noiseproof.experiments.results import markdown_table, text_table
 from noiseproof.tasks import Task
+
+if TYPE_CHECKING:
+    from noiseproof.experiments.run_folder import RunFolder
 
 
 def _cached(
@@ -53,18 +56,18 @@ def analyse_model(
     data: Dataset,
     label: str,
     seed: int,
-    jobs: Path | None,
+    folder: RunFolder | None,
     resume: bool,
     task: Task | None = None,
     *,
     provenance: tuple[str, str, dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(attack records, landscape record or None) for one trained model, as the config asks,
-    measured by `task` (None: inferred from the test targets).
+    measured by `task` (None: inferred from the test targets); each record saved where
+    `folder` (RunFolder.analysis) says, and reused under `resume` (None: kept in memory).
 
     provenance: (checkpoint digest, data fingerprint, the training's config slice): each
     record names its `inputs` from them, and a saved one is reused only with the same."""
-    name = "".join(c if c.isalnum() or c in "-." else "_" for c in label)
     digest, fingerprint, trained = provenance
     attacks: list[dict[str, Any]] = []
     landscape = None
@@ -73,7 +76,7 @@ def analyse_model(
         settings["eval_precision"] = config.eval_precision
         inputs = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
         attacks = _cached(
-            jobs / f"attack__{name}__seed{seed}.json" if jobs is not None else None,
+            folder.analysis("attack", label, seed) if folder is not None else None,
             resume,
             expect={"method": label, "seed": seed, "inputs": inputs},
             compute=lambda: [
@@ -95,7 +98,7 @@ def analyse_model(
         settings["eval_precision"] = config.eval_precision
         shape = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
         landscape = _cached(
-            jobs / f"landscape__{name}__seed{seed}.json" if jobs is not None else None,
+            folder.analysis("landscape", label, seed) if folder is not None else None,
             resume,
             expect={"method": label, "seed": seed, "inputs": shape},
             compute=lambda: {

@@ -323,7 +323,6 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
         digest = checkpoint_digest(model.state_dict(), meta)
     attacks, landscape = [], None
     if run.write:  # the analyses are evaluations: rank 0's alone under torchrun
-        jobs = folder.jobs if folder is not None else None
         trained = train_config(config, job.method, job.seed)
         attacks, landscape = analyse_model(
             config,
@@ -331,7 +330,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
             data,
             job.method,
             job.seed,
-            jobs,
+            folder,
             run.resume,
             task,
             provenance=(digest, fingerprint(run), trained),

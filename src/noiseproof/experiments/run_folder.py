@@ -5,9 +5,9 @@ Layout:
   checkpoints/<method>-seed<s>.pt   one trained model per (method, seed)
   jobs/<method>__<noise>__<level>__seed<s>.json   one record per evaluation (all its chips)
   jobs/shards/<that name>__chips<a>-<b>.json      one record per shard of an evaluation's chips
-  jobs/attack__..., jobs/landscape__...           the optional analyses (analyses.py)
+  jobs/<attack|landscape>__<method>__seed<s>.json the optional analyses (analyses.py)
   logs/<method>-seed<s>/            per-epoch training logs (--log)
-  results.json, results.csv, report.md, report.html, *.png   written at the end
+  results.json, results.csv, report.md, report.html and the plots (PLOTS), written at the end
 
 Consent: a folder that holds any of these (`outputs`) is refused unless the run resumes it
 (`resume`) or replaces it (`overwrite`). Overwriting moves every old output into a hidden
@@ -49,7 +49,16 @@ SUBFOLDERS = ("jobs", "jobs/shards", "checkpoints", "logs/*")
 """Where a run writes (cleaned of stale temporary files when the lock is taken)."""
 
 RESULT_FILES = ("results.json", "results.csv", "report.md", "report.html")
-PLOTS = ("accuracy_*.png", "reliability_*.png", "histogram_*.png", "attack.png", "landscape.png")
+PLOTS = (
+    "accuracy_*.png",
+    "reliability_*.png",
+    "histogram_*.png",
+    "pareto_*.png",
+    "training_curves.png",
+    "attack.png",
+    "landscape.png",
+)
+"""The plots the report writes (noiseproof.experiments.report, analyses): outputs of the run."""
 RECORD_GLOBS = ("jobs/shards/*.json", "jobs/*.json", "checkpoints/*.pt", "logs/*")
 REPLACED = ".noiseproof-replaced-"
 """Name prefix of the hidden folder an --overwrite moves the old outputs into."""
@@ -98,6 +107,11 @@ class RunFolder:
         if not job.whole:
             return self.shard(job)
         return self.job(job.method, job.noise, job.level, job.seed)
+
+    def analysis(self, kind: str, label: str, seed: int) -> Path:
+        """Where the `kind` analysis ('attack' or 'landscape') of (method `label`, `seed`) is
+        saved."""
+        return self.jobs / f"{kind}__{safe_name(label)}__seed{seed}.json"
 
     def logs(self, label: str, seed: int) -> Path:
         """The folder of the per-epoch logs of (method `label`, `seed`)."""
