@@ -26,7 +26,6 @@ from noiseproof.commands.options import (
     build_config,
     common_options,
     numbers,
-    resolved_device,
     split_list,
 )
 from noiseproof.errors import NoiseproofError
@@ -62,6 +61,7 @@ def command(**opts: Any) -> None:
     from noiseproof.methods.correctnet.layers import check_layers
     from noiseproof.methods.correctnet.pipeline import correct
     from noiseproof.restore import model_from_checkpoint
+    from noiseproof.settings import RunSettings
     from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 
     raw, assignments, settings = split_config(opts["config_file"], opts["assignments"])
@@ -96,13 +96,14 @@ def command(**opts: Any) -> None:
     seed, noise_entry = config.seeds[0], config.noise[0]
     noise = noise_entry.model.with_level(config.levels_of(noise_entry)[0])
     out = Path(opts["out"])
-    data = config.dataset.load().to(resolved_device(config.device))  # moved once
+    run = RunSettings.from_config(config)  # the device resolved once
+    data = config.dataset.load().to(run.device)  # moved once
     layers = split_list(opts["layers"])
     if layers is not None and not opts["checkpoint"]:  # refuse before training, not after
         check_layers(config.model.create(data.input_shape, data.num_outputs), layers)
     if opts["checkpoint"]:
         state, meta = load_checkpoint(opts["checkpoint"])
-        model = model_from_checkpoint(state, meta, config.device)
+        model = model_from_checkpoint(state, meta, run.device)
         if isinstance(model, Compensated):
             raise NoiseproofError(
                 f"{opts['checkpoint']} is already compensated: give the base model's checkpoint"
@@ -119,6 +120,7 @@ def command(**opts: Any) -> None:
             noise=noise,
             seed=seed,
             task=run_task(config, data),
+            settings=run,
             progress=not opts["no_progress"],
             log=logs.info,
         )
