@@ -244,7 +244,7 @@ def test_level_scales_every_random_effect_linearly():
 
 
 def test_bias_scale_and_single_element_options():
-    p = {"l.weight": torch.tensor([[2.0, -1.0]]), "l.bias": torch.tensor([0.5, -0.25])}
+    p = {"l.weight": torch.tensor([[2.0], [-1.0]]), "l.bias": torch.tensor([0.5, -0.25])}
     own = only().program(p, gen())
     layer = only(bias_scale="layer").program(p, gen())
     assert float(own["l.bias"].target.scale) == 0.5

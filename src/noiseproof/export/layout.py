@@ -7,9 +7,10 @@ crossbar the inputs drive the rows and the outputs are read on the columns, y = 
 noiseproof.noise.crossbar lays tensors out (after Drolet et al. 2023), so the array is
 A = weight.reshape(out, -1).T, of shape (c*kh*kw, out).
 
-A layer's bias (`X.bias` next to `X.weight`, one value per output) is either the array's extra
-last row, driven by a constant input of 1, so that x A[:-1] + 1 * A[-1] = W x + b (bias
-"row"), or kept digital and added after the read-out (bias "digital", as aihwkit's default
+A layer's bias (`X.bias` next to the matrix `X.weight`, `X.bias_ih_l0` next to
+`X.weight_ih_l0`, one value per output: noiseproof.arrays) is either the array's extra last
+row, driven by a constant input of 1, so that x A[:-1] + 1 * A[-1] = W x + b (bias "row"), or
+kept digital and added after the read-out (bias "digital", as aihwkit's default
 digital bias: then every on-chip tensor named `bias` or `bias_*` is). A bias outside the chip
 selection is digital in any case. Any other on-chip tensor (in "row" mode a bias whose weight
 is not its layer's array, e.g. a tied weight's second user; a 1-D or 0-d tensor selected by an
@@ -25,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from noiseproof.arrays import layer_biases
 from noiseproof.chip import ChipSelection, chip_params, is_bias
 
 BiasMode = Literal["row", "digital"]
@@ -76,15 +78,6 @@ def unroll(tensor: Tensor) -> Tensor:
     return tensor.reshape(tensor.shape[0] if tensor.dim() else 1, -1)
 
 
-def _layer_bias(name: str, tensor: Tensor, own: dict[str, Tensor]) -> str | None:
-    """The name of the bias that belongs to weight `name` (`X.bias`, one value per output)."""
-    owner, _, leaf = name.rpartition(".")
-    bias = f"{owner}.bias" if owner else "bias"
-    if leaf != "weight" or tensor.dim() < 2 or not tensor.numel() or bias not in own:
-        return None
-    return bias if own[bias].dim() == 1 and own[bias].numel() == tensor.shape[0] else None
-
-
 def crossbar_arrays(
     model: nn.Module, selection: ChipSelection | None = None, bias: BiasMode = "row"
 ) -> tuple[list[CrossbarArray], dict[str, str]]:
@@ -96,11 +89,7 @@ def crossbar_arrays(
     params = chip_params(model, selection)
     own = dict(model.named_parameters())
     modules = dict(model.named_modules())
-    layers = {}
-    for name, tensor in params.items():
-        bias_name = _layer_bias(name, tensor, own)
-        if bias_name is not None:
-            layers[name] = bias_name
+    layers = layer_biases(params, own)  # weight -> its layer's bias, on the chip or not
     attached = set(layers.values())
     arrays, off_chip = [], {}
     for name, tensor in params.items():

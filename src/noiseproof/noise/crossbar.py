@@ -37,7 +37,8 @@ ideal (the mapping round-trips the weights exactly). Random draws do not depend 
 generator state gives the same chip, only worse, at a higher level.
 
 Biases: each tensor is its own array with its own max|W| scale by default (`bias_scale="own"`,
-as the authors' code does); "layer" maps a layer's weight and bias with one shared scale.
+as the authors' code does); "layer" maps a layer's weight and bias with one shared scale (a
+bias with one value per output of its weight matrix, noiseproof.arrays).
 One-element tensors (the 2-8-1 network's output bias) stay ideal by default, as in the
 authors' code (`single_element="map"` programs them too).
 """
@@ -55,6 +56,7 @@ import torch
 from pydantic import Field, PrivateAttr, model_validator
 from torch import Tensor
 
+from noiseproof.arrays import array_groups
 from noiseproof.chip import Params
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.noise.mapping import ConductanceMapping, Conductances
@@ -353,16 +355,16 @@ class TiO2Crossbar(NoiseModel):
         return out, stuck
 
     def scales(self, params: Params) -> dict[str, Tensor | None]:
-        """max|W| per tensor: its own (None), or shared by a layer's tensors (bias_scale=layer)."""
+        """max|W| per tensor: its own (None), or with bias_scale=layer one scale shared by a
+        layer's weight and its bias (the joined arrays of noiseproof.arrays)."""
         if self.bias_scale == "own":
             return dict.fromkeys(params)
-        shared: dict[str, Tensor] = {}
-        for name, tensor in params.items():
-            owner = name.rpartition(".")[0]
-            top = tensor.detach().abs().max().to(torch.float64) if tensor.numel() else None
-            if top is not None:
-                shared[owner] = torch.maximum(shared.get(owner, top), top)
-        return {name: shared.get(name.rpartition(".")[0]) for name in params}
+        scales: dict[str, Tensor | None] = dict.fromkeys(params)
+        for group in array_groups(params, "joined"):
+            tops = [params[name].detach().abs().max().to(torch.float64) for name in group]
+            shared = functools.reduce(torch.maximum, tops)
+            scales.update(dict.fromkeys(group, shared))
+        return scales
 
     @torch.no_grad()
     def program(self, params: Params, generator: torch.Generator) -> dict[str, ProgrammedTensor]:

@@ -124,8 +124,6 @@ class ConductanceMapping(BaseModel):
         scale = torch.as_tensor(scale, dtype=torch.float64, device=w.device)
         if bool((w.abs() > scale).any()):
             raise ValueError("scale must be at least max|W| of the tensor it maps")
-        span = self.g_max - self.g_min
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         sign = 0
         if self.scheme == "auto":
             if bool((w >= 0).all()):
@@ -133,8 +131,22 @@ class ConductanceMapping(BaseModel):
             elif bool((w <= 0).all()):
                 sign = -1
         if sign:
-            g = self.g_min + span * (w.abs() / safe)
+            safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+            g = self.g_min + (self.g_max - self.g_min) * (w.abs() / safe)
             return Conductances(g, None, scale, sign, weights.dtype)
+        return self.pairs(weights, scale)
+
+    def pairs(self, weights: Tensor, scale: Tensor) -> Conductances:
+        """Differential pairs of `weights` with the scale max|W| `scale` (a float64 0-d tensor
+        at least max|W|, unchecked): G+- = G_min + (G_max - G_min) * max(+-w, 0) / scale.
+
+        No control flow depends on the values, so it runs under torch.func.vmap (the batched
+        draws of a chip stream, noiseproof.evaluation.chipstream); `to_conductance` checks the
+        scale and picks the scheme first.
+        """
+        w = weights.detach().to(torch.float64)
+        span = self.g_max - self.g_min
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         g_pos = self.g_min + span * (w.clamp(min=0) / safe)
         g_neg = self.g_min + span * ((-w).clamp(min=0) / safe)
         return Conductances(g_pos, g_neg, scale, 0, weights.dtype)

@@ -50,8 +50,9 @@ Arrays: every on-chip tensor is one array with its own max|W| scale and its own 
 scale (a weight matrix, and also a 1-D or 0-d tensor put on the chip, e.g. BatchNorm statistics
 by an `include` glob). Biases (tensor names `bias`, `bias_*`) are digital by default
 (`bias="digital"`, aihwkit's default digital bias): returned exactly. With `bias="chip"` a bias
-is the extra column of its layer's weight (`X.bias` with `X.weight`, `X.bias_ih_l0` with
-`X.weight_ih_l0`, when its length is the weight's first dimension), sharing the layer's scale
+is the extra column of its layer's weight matrix (`X.bias` with `X.weight`, `X.bias_ih_l0` with
+`X.weight_ih_l0`, when its length is the weight's first dimension: noiseproof.arrays), sharing
+the layer's scale
 and compensation scale as aihwkit's analog bias does; a bias without such a weight is an array
 of its own. An all-zero array stays zero. Tensors are mapped in float64 and returned in their
 dtype.
@@ -77,7 +78,8 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
-from noiseproof.chip import Params, is_bias
+from noiseproof.arrays import array_groups
+from noiseproof.chip import Params
 from noiseproof.noise.base import NoiseModel, noise_models
 from noiseproof.noise.mapping import ConductanceMapping
 
@@ -219,39 +221,21 @@ class PCM(NoiseModel):
         return programmed, (drifted + drifted.abs() * sigma * z[2]).clamp(min=0)
 
     def arrays(self, params: Params) -> list[tuple[str, ...]]:
-        """Names of the tensors programmed together, one tuple per array, in the dict's order.
-
-        Each non-empty tensor is an array except digital biases; with bias='chip' a bias whose
-        length is its layer weight's first dimension joins that weight's array.
-        """
-        joined: dict[str, str] = {}
-        if self.bias == "chip":
-            for name, tensor in params.items():
-                owner, _, leaf = name.rpartition(".")
-                if not is_bias(name) or tensor.dim() != 1:
-                    continue
-                weight = f"{owner}.{leaf.replace('bias', 'weight', 1)}".lstrip(".")
-                partner = params.get(weight)
-                if partner is not None and partner.dim() >= 1 and partner.shape[0] == len(tensor):
-                    joined[name] = weight
-        groups: dict[str, list[str]] = {}
-        for name, tensor in params.items():
-            if tensor.numel() == 0 or (is_bias(name) and self.bias == "digital"):
-                continue
-            groups.setdefault(joined.get(name, name), []).append(name)
-        return [tuple(members) for members in groups.values()]
+        """Names of the tensors programmed together, one tuple per array, in the dict's order
+        (noiseproof.arrays): each non-empty tensor is an array except digital biases; with
+        bias='chip' a layer's bias joins its weight's array."""
+        return array_groups(params, "joined" if self.bias == "chip" else "digital")
 
     @torch.no_grad()
     def program_array(self, tensors: list[Tensor], generator: torch.Generator) -> list[Tensor]:
         """One array of tensors sharing a scale: their weights at t_inference (compensated when
         drift_compensation), in float64, in the order given."""
         flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
-        scale = flat.abs().max()
         draws = torch.randn(
             (3, 2, flat.numel()), generator=generator, dtype=torch.float64, device=generator.device
         )
         mapping = self.mapping
-        target = mapping.to_conductance(flat, scale)
+        target = mapping.pairs(flat, flat.abs().max())  # one scale: the array's max|W|
         programmed, now = self.devices(torch.stack(target.columns), draws.to(flat.device))
         weights = mapping.to_weights(target.with_columns(*now))
         if self.drift_compensation != "none":
