@@ -156,28 +156,79 @@ def test_kl_variant_is_finite_and_skips_ideal_elements():
     assert float(ideal["kl"].detach()) == 0.0
 
 
-@pytest.mark.parametrize(
-    "noise",
-    [
-        {"name": "relative_gaussian", "zeta": 0.1},
-        {"name": "additive_gaussian", "eta": 0.05},
-        {"name": "stuck_at", "p": 0.1},
-        {"name": "chain", "models": ["relative_gaussian", "stuck_at"]},
-    ],
-)
-def test_works_with_every_kind_of_noise_model(noise):
+NOISES = {
+    "relative_gaussian": ({"zeta": 0.1}, {"zeta": 0.0}),
+    "additive_gaussian": ({"eta": 0.05}, {"eta": 0.0}),
+    "stuck_at": ({"p": 0.1}, {"p": 0.0}),
+    "chain": (
+        {"models": ["relative_gaussian", "stuck_at"]},
+        {"models": [{"name": "relative_gaussian", "zeta": 0.0}, {"name": "stuck_at", "p": 0.0}]},
+    ),
+}
+"""Each kind of noise model (per tensor, additive, stuck devices, a chain), and the same at
+level zero."""
+
+
+def adam_steps(spec: dict | None, steps: int = 3, **settings) -> nn.Module:
+    """`steps` Adam steps (lr 0.05) of hardware_aware under the noise `spec`, or of standard
+    training when `spec` is None, from net() on batch()."""
     model = net()
     x, y = batch()
-    ctx = context(model, noise_models.create(noise))
-    method = methods.create("hardware_aware")
+    noise = noise_models.create(spec) if spec is not None else None
+    ctx = context(model, noise)
+    method = methods.create({"name": "hardware_aware", **settings} if spec else "standard")
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     with method.attached(ctx):
-        for _ in range(3):
+        for _ in range(steps):
             loss = torch.stack(list(method.terms(ctx, x, y).values())).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    assert torch.isfinite(loss)
+    return model
+
+
+def reference_steps(spec: dict, steps: int = 3, weight_decay: float = 1e-4) -> nn.Module:
+    """The same steps written out from the paper's rule: draw a chip (and its stuck devices)
+    from the same generator, take the task loss's gradient at the chip's weights, apply it
+    (plus weight_decay * w) to the weights by Adam, put the stuck weights back."""
+    model = net()
+    x, y = batch()
+    noise, generator = noise_models.create(spec), torch.Generator().manual_seed(0)
+    params = dict(model.named_parameters())
+    optimizer = torch.optim.Adam(params.values(), lr=0.05)
+    for _ in range(steps):
+        clean = {name: p.detach().clone() for name, p in params.items()}
+        chip, stuck = noise.sample_with_faults(clean, generator)
+        leaf = {name: t.clone().requires_grad_(True) for name, t in chip.items()}
+        loss = task_loss(forward(model, leaf, x), y)
+        grads_at_chip = torch.autograd.grad(loss, list(leaf.values()))
+        for (name, p), g in zip(params.items(), grads_at_chip, strict=True):
+            p.grad = g + weight_decay * clean[name]
+        optimizer.step()
+        with torch.no_grad():
+            for name, mask in stuck.items():
+                params[name].copy_(torch.where(mask, clean[name], params[name]))
+    return model
+
+
+@pytest.mark.parametrize("kind", list(NOISES))
+def test_steps_under_every_kind_of_noise_model_follow_the_reference(kind):
+    spec = {"name": kind, **NOISES[kind][0]}
+    got, want = adam_steps(spec), reference_steps(spec)
+    start = net().state_dict()
+    for name, value in want.state_dict().items():
+        # the forward sees w + (w_hw - w), not w_hw itself: a float32 rounding apart
+        torch.testing.assert_close(got.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(value, start[name]), name  # the steps moved every tensor
+
+
+@pytest.mark.parametrize("kind", list(NOISES))
+def test_at_zero_noise_it_trains_as_standard_training(kind):
+    spec = {"name": kind, **NOISES[kind][1]}
+    got = adam_steps(spec, regularization="none")
+    want = adam_steps(None)
+    for name, value in want.state_dict().items():
+        assert torch.equal(got.state_dict()[name], value), name
 
 
 def test_own_noise_and_level_override_the_experiments():

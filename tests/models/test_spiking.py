@@ -58,11 +58,20 @@ def built(spec: dict, shape: tuple[int, ...] = (12, 2), outputs: int = 2) -> tor
     [((7, 3), (5, 7, 3)), ((4, 1, 3, 3), (5, 4, 1, 3, 3)), ((6,), (5, 6))],
     ids=["sequence", "encoded_image", "static_vector"],
 )
-def test_logits_shape_for_every_input_convention(name, readout, shape, batch):
-    model = built({"name": name, "readout": readout, "steps": 3}, shape, 4)
-    logits = model(torch.rand(batch))
+def test_every_input_convention_is_the_sequence_it_encodes(name, readout, shape, batch):
+    spec = {"name": name, "readout": readout, "steps": 3}
+    model = built(spec, shape, 4)
+    x = torch.rand(batch, generator=torch.Generator().manual_seed(0))
+    logits = model(x)
     assert logits.shape == (5, 4)
-    assert bool(torch.isfinite(logits).all())
+    # the sequence [B, T, features] each convention stands for: frames flattened, a static
+    # vector given at each of the 3 steps; the same seed builds the same weights for it
+    sequence = x.unsqueeze(1).expand(-1, 3, -1) if x.dim() == 2 else x.flatten(2)
+    reference = built(spec, tuple(sequence.shape[1:]), 4)
+    torch.testing.assert_close(logits, reference(sequence), rtol=1e-6, atol=1e-7)
+    # one example at a time gives the same logits: nothing is shared across the batch
+    alone = torch.cat([model(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(logits, alone, rtol=1e-5, atol=1e-6)
 
 
 def test_static_vector_is_repeated_over_steps():
@@ -252,22 +261,32 @@ def test_attack_and_landscape_run_with_neuron_parameters_on_the_chip():
     data = pulses(90)
     model = built({"name": "lsnn", "hidden": 8})
     selection = ChipSelection(include=NEURON)
-    records = targeted_attack(
+    with torch.no_grad():  # the clean values, by hand
+        logits = model(data.x_test)
+    clean_loss = float(torch.nn.functional.cross_entropy(logits, data.y_test))
+    clean_accuracy = float((logits.argmax(dim=1) == data.y_test).double().mean())
+    (record,) = targeted_attack(
         model,
         data.x_test,
         data.y_test,
         AttackConfig(zetas=(0.5,), n_steps=2, transfers=2),
         selection=selection,
     )
-    assert 0 <= records[0]["attacked_accuracy"] <= 1
+    assert record["clean_loss"] == pytest.approx(clean_loss, rel=1e-6)
+    assert record["clean_accuracy"] == clean_accuracy
+    assert record["attacked_loss"] > clean_loss  # the ascent raised the loss from the clean point
+    assert record["attacked_accuracy"] <= clean_accuracy
     curve = loss_landscape(
         model,
         data.x_test,
         data.y_test,
-        LandscapeConfig(alphas=(-1.0, 1.0), repeats=1),
+        LandscapeConfig(alphas=(-1.0, 0.0, 1.0), repeats=1),
         selection=selection,
     )
-    assert bool(torch.isfinite(torch.tensor(curve["loss"])).all())
+    assert curve["clean_loss"] == pytest.approx(clean_loss, rel=1e-6)
+    (losses,) = curve["loss"]
+    assert losses[1] == pytest.approx(clean_loss, rel=1e-6)  # alpha 0 is the clean network
+    assert losses[0] != losses[1] and losses[2] != losses[1]  # the neurons did move
 
 
 def test_attack_keeps_thresholds_positive_and_time_constants_physical():

@@ -16,10 +16,12 @@ import pytest
 import torch
 
 from helpers import tiny_data
+from noiseproof.chip import chip_params, detached
 from noiseproof.devicefit.devicefile import device_yaml
 from noiseproof.devicefit.fit import FitSettings, fit_device
 from noiseproof.devicefit.measurements import read_measurements
 from noiseproof.errors import NoiseproofError
+from noiseproof.evaluation.chipstream import ChipStream, base_seed
 from noiseproof.evaluation.transfers import run_transfers
 from noiseproof.noise import create_noise
 from noiseproof.noise.measured import MeasuredDevice, load_device
@@ -243,9 +245,18 @@ def test_python_api_refuses_bad_arguments():
 
 def test_a_chip_of_the_measured_device_evaluates_a_model():
     data = tiny_data()
+    torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
     noise = create_noise({"name": "measured", "file": str(DEVICE_FIXTURE)})
     result = run_transfers(
         model, noise, data.x_test, data.y_test, 3, torch.Generator().manual_seed(0)
     )
-    assert result.accuracy.shape == (3,)
+    # reference: chip k's weights drawn from the run's chip stream, forwarded by hand
+    clean = detached(chip_params(model))
+    seed = base_seed(torch.Generator().manual_seed(0))
+    stream = ChipStream(noise, clean, seed, torch.device("cpu"))
+    for k in range(3):
+        logits = torch.func.functional_call(model, stream.chip(k), (data.x_test,))
+        right = (logits.argmax(dim=1) == data.y_test).double().mean()
+        assert float(result.accuracy[k]) == pytest.approx(float(right), abs=1e-12), k
+        assert any(not torch.equal(stream.chip(k)[n], clean[n]) for n in clean)  # a real draw
