@@ -1,7 +1,7 @@
 """`noiseproof recommend` on bad input: one `error: ...` line and exit 2, naming what is wrong,
 for a folder that is not a finished run, a noise model or level the run lacks, a negative or
 non-finite --within and a --confidence outside (0, 1); and a run written without per-chip
-values still names its best method."""
+values or training costs still names its best method, saying what it lacks."""
 
 from __future__ import annotations
 
@@ -76,8 +76,11 @@ def test_a_run_without_per_chip_values_names_its_best(run_dir, tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     for job in results["jobs"]:
         del job["per_chip"]
+    for training in results["trainings"]:
+        del training["cost"]
     (tmp_path / "results.json").write_text(json.dumps(results))
     result = CliRunner().invoke(cli, ["recommend", str(tmp_path), *LEVEL])
     assert result.exit_code == 0, result.output
     assert "no chip-paired interval" in result.output
+    assert "training cost not recorded" in result.output and "0 FLOPs" not in result.output
     assert "recommend: " in result.output and "(the best" in result.output

@@ -200,6 +200,7 @@ def recommend(
     lines = [
         f"{noise} = {level:g}, {by} {metric} over chips (best: {best}, {best_value:.4g})",
     ]
+    costed = {t.get("method") for t in results.get("trainings", []) if "cost" in t}
     for row in decided["methods"]:
         diff = row.get("difference")
         shown = (
@@ -209,10 +210,12 @@ def recommend(
             if row["method"] == best
             else "no chip-paired interval"
         )
-        lines.append(
-            f"  {row['method']}: {row['value']:.4g}, {shown}, train "
-            f"{row['cost']['flops']:.3g} FLOPs / {row['cost']['seconds']:.1f} s"
+        cost = (
+            f"train {row['cost']['flops']:.3g} FLOPs / {row['cost']['seconds']:.1f} s"
+            if row["method"] in costed
+            else "training cost not recorded"
         )
+        lines.append(f"  {row['method']}: {row['value']:.4g}, {shown}, {cost}")
     if not candidates:
         lines.append("no method fits the limits given (--max-train-cost)")
         return {"method": None, "lines": lines, "comparison": decided}
