@@ -146,14 +146,24 @@ def exported() -> str:
 def attacked() -> str:
     data = tiny_data(n=48)
     config = AttackConfig(zetas=(0.1, 0.3), n_steps=3, transfers=2, examples=24)
-    records = targeted_attack(tiny_model(), data.x_test, data.y_test, config, seed=3)
+    records = targeted_attack(
+        tiny_model(), data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(3)
+    )
     return digest([{k: v for k, v in r.items() if k != "seconds"} for r in records])
 
 
 def landscape() -> str:
     data = tiny_data(n=48)
     config = LandscapeConfig(repeats=2, examples=16)
-    return digest(loss_landscape(tiny_model(), data.x_test, data.y_test, config, seed=3))
+    return digest(
+        loss_landscape(
+            tiny_model(),
+            data.x_test,
+            data.y_test,
+            config,
+            generator=torch.Generator().manual_seed(3),
+        )
+    )
 
 
 def compute() -> dict[str, str]:

@@ -341,16 +341,30 @@ API_CASES: list[tuple[str, Callable[[SimpleNamespace], object], str]] = [
     ),
     (
         "attack-config-dict",
-        lambda a: nf.targeted_attack(a.model, a.x, a.y, {"zetas": [0.1]}),
+        lambda a: nf.targeted_attack(
+            a.model, a.x, a.y, {"zetas": [0.1]}, generator=torch.Generator().manual_seed(0)
+        ),
         "config must be an AttackConfig",
     ),
-    ("attack-x-list", lambda a: nf.targeted_attack(a.model, [[1.0]], a.y), "x holds a list"),
+    (
+        "attack-x-list",
+        lambda a: nf.targeted_attack(
+            a.model, [[1.0]], a.y, generator=torch.Generator().manual_seed(0)
+        ),
+        "x holds a list",
+    ),
     (
         "landscape-config-dict",
-        lambda a: nf.loss_landscape(a.model, a.x, a.y, {"repeats": 1}),
+        lambda a: nf.loss_landscape(
+            a.model, a.x, a.y, {"repeats": 1}, generator=torch.Generator().manual_seed(0)
+        ),
         "config must be a LandscapeConfig",
     ),
-    ("landscape-model-str", lambda a: nf.loss_landscape("mlp", a.x, a.y), "model must be"),
+    (
+        "landscape-model-str",
+        lambda a: nf.loss_landscape("mlp", a.x, a.y, generator=torch.Generator().manual_seed(0)),
+        "model must be",
+    ),
     (
         "build-model-unknown",
         lambda a: nf.build_model("transformer", (1, 8, 8), 3),

@@ -81,7 +81,9 @@ def test_attack_in_chunks_equals_the_attack_in_one_batch(trained):
 def test_targeted_accuracy_is_below_random_mismatch_of_the_same_budget(trained):
     model, _, data = trained
     config = AttackConfig(zetas=(0.05, 0.2, 0.5), transfers=20)
-    records = targeted_attack(model, data.x_test, data.y_test, config, seed=0)
+    records = targeted_attack(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(0)
+    )
     assert records[0]["clean_accuracy"] > 0.85
     for record in records:
         # 20 random chips: the attacked chip must lie below their mean (and at most their min)
@@ -96,14 +98,24 @@ def test_attack_is_reproducible_and_leaves_the_model_alone(trained):
     model, _, data = trained
     state = {k: v.clone() for k, v in model.state_dict().items()}
     config = AttackConfig(zetas=(0.1,), transfers=2, examples=30)
-    first = targeted_attack(model, data.x_test, data.y_test, config, seed=4)
-    second = targeted_attack(model, data.x_test, data.y_test, config, seed=4)
+    first = targeted_attack(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(4)
+    )
+    second = targeted_attack(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(4)
+    )
     for a, b in zip(first, second, strict=True):
         assert {k: v for k, v in a.items() if k != "seconds"} == {
             k: v for k, v in b.items() if k != "seconds"
         }
     assert first[0]["examples"] == 30
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def test_the_attack_takes_an_explicit_generator(trained):
+    model, _, data = trained
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        targeted_attack(model, data.x_test, data.y_test, generator=0)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,9 @@ def test_landscape_shapes_centre_and_flatness():
     torch.manual_seed(0)
     model = build_model({"name": "mlp", "hidden": [16]}, data.input_shape, 3)
     config = LandscapeConfig(alphas=(-2, -0.5, 0.5, 2), repeats=3, examples=150)
-    result = loss_landscape(model, data.x_test, data.y_test, config, seed=1)
+    result = loss_landscape(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(1)
+    )
     assert result["alphas"] == [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
     assert len(result["loss"]) == 3 and all(len(row) == 7 for row in result["loss"])
     centre = [row[3] for row in result["loss"]]
@@ -49,10 +51,21 @@ def test_landscape_shapes_centre_and_flatness():
     rises = [(row[5] + row[1]) / 2 - row[3] for row in result["loss"]]
     assert result["flatness"] == pytest.approx(sum(rises) / 3)
     assert result["examples"] == 150
-    again = loss_landscape(model, data.x_test, data.y_test, config, seed=1)
+    again = loss_landscape(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(1)
+    )
     assert again["loss"] == result["loss"]
-    other = loss_landscape(model, data.x_test, data.y_test, config, seed=2)
+    other = loss_landscape(
+        model, data.x_test, data.y_test, config, generator=torch.Generator().manual_seed(2)
+    )
     assert other["loss"] != result["loss"]
+
+
+def test_the_landscape_takes_an_explicit_generator():
+    data = blobs()
+    model = build_model({"name": "mlp", "hidden": [4]}, data.input_shape, 3)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        loss_landscape(model, data.x_test, data.y_test, generator=1)
 
 
 def test_a_sharper_network_scores_less_flat():
@@ -66,8 +79,22 @@ def test_a_sharper_network_scores_less_flat():
         k: (5 * v if k.startswith(list(params)[-1].split(".")[0]) else v) for k, v in params.items()
     }
     config = LandscapeConfig(repeats=4)
-    flat = loss_landscape(model, data.x_test, data.y_test, config, params=params)["flatness"]
-    steep = loss_landscape(model, data.x_test, data.y_test, config, params=sharp)["flatness"]
+    flat = loss_landscape(
+        model,
+        data.x_test,
+        data.y_test,
+        config,
+        params=params,
+        generator=torch.Generator().manual_seed(0),
+    )["flatness"]
+    steep = loss_landscape(
+        model,
+        data.x_test,
+        data.y_test,
+        config,
+        params=sharp,
+        generator=torch.Generator().manual_seed(0),
+    )["flatness"]
     assert steep > flat
 
 

@@ -271,6 +271,7 @@ def test_attack_and_landscape_run_with_neuron_parameters_on_the_chip():
         data.y_test,
         AttackConfig(zetas=(0.5,), n_steps=2, transfers=2),
         selection=selection,
+        generator=torch.Generator().manual_seed(0),
     )
     assert record["clean_loss"] == pytest.approx(clean_loss, rel=1e-6)
     assert record["clean_accuracy"] == clean_accuracy
@@ -282,6 +283,7 @@ def test_attack_and_landscape_run_with_neuron_parameters_on_the_chip():
         data.y_test,
         LandscapeConfig(alphas=(-1.0, 0.0, 1.0), repeats=1),
         selection=selection,
+        generator=torch.Generator().manual_seed(0),
     )
     assert curve["clean_loss"] == pytest.approx(clean_loss, rel=1e-6)
     (losses,) = curve["loss"]

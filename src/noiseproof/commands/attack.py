@@ -116,6 +116,8 @@ def records_csv(records: list[dict[str, Any]]) -> str:
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Targeted parameter attack vs random mismatch of the same relative size, per checkpoint."""
 
+    import torch
+
     from noiseproof.atomic import write_json_atomic, write_text_atomic
     from noiseproof.evaluation.attack import (
         AttackConfig,
@@ -146,7 +148,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
             data.x_test,
             data.y_test,
             config,
-            seed=opts["seed"],
+            generator=torch.Generator().manual_seed(opts["seed"]),
             selection=meta["selection"],
         ):
             records.append({"method": label, "seed": meta.get("seed"), "inputs": inputs, **record})

@@ -37,6 +37,8 @@ from noiseproof.outputs import locks_output
 def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     """Loss landscape along random directions: one plot comparing methods, flatness per method."""
 
+    import torch
+
     from noiseproof.atomic import write_json_atomic, write_text_atomic
     from noiseproof.commands.attack import load_trained
     from noiseproof.evaluation.landscape import (
@@ -64,7 +66,7 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
             data.x_test,
             data.y_test,
             config,
-            seed=opts["seed"],
+            generator=torch.Generator().manual_seed(opts["seed"]),
             selection=meta["selection"],
         )
         for label, model, meta in loaded

@@ -32,7 +32,11 @@ from noiseproof.chip import (
     forward,
 )
 from noiseproof.devices import accumulator_dtype, model_device
-from noiseproof.evaluation.arguments import check_evaluation_arguments, check_outputs_fit
+from noiseproof.evaluation.arguments import (
+    check_evaluation_arguments,
+    check_generator,
+    check_outputs_fit,
+)
 from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.metrics import accuracy_summary
 from noiseproof.evaluation.transfers import run_transfers
@@ -174,7 +178,7 @@ def targeted_attack(
     y: Tensor,
     config: AttackConfig | None = None,
     *,
-    seed: int = 0,
+    generator: torch.Generator,
     selection: ChipSelection | None = None,
     params: Params | None = None,
     precision: str = "fp32",
@@ -187,15 +191,18 @@ def targeted_attack(
     metric M: accuracy, mse, perplexity...), clean_<m> and attacked_<m> for every metric m of
     the task, clean_loss, attacked_loss (mean task loss on the evaluation set), random_<M>
     (summary over `transfers` chips of theta * (1 + zeta * N(0,1))), seconds.
-    Draws come from generators derived from (seed, 'attack' | 'attack-random', zeta); a model
-    drawing from the global state (torch.rand in forward) runs in a fork of it seeded from
-    (seed, 'attack') and left as it was (noiseproof.seeding.global_rng). The
+    generator: the run's generator, torch.Generator().manual_seed(seed). Draws come from
+    generators derived from (its seed, 'attack' | 'attack-random', zeta) (its initial_seed(),
+    not its state: each zeta's draws depend only on the seed and zeta, whatever was drawn
+    before); a model drawing from the global state (torch.rand in forward) runs in a fork of it
+    seeded from (seed, 'attack') and left as it was (noiseproof.seeding.global_rng). The
     attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
     Runs on the model's device: (x, y) moved there once, generators made there; forwards under
     `precision` (fp32, bf16, fp16) autocast.
     """
     task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)
+    seed = check_generator(generator).initial_seed()
     device = model_device(model)
     x, y = to(x, device), y.to(device)
     if config is not None and not isinstance(config, AttackConfig):

@@ -23,7 +23,11 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection, Params, chip_params, detached, forward
 from noiseproof.devices import accumulator_dtype, model_device
-from noiseproof.evaluation.arguments import check_evaluation_arguments, check_outputs_fit
+from noiseproof.evaluation.arguments import (
+    check_evaluation_arguments,
+    check_generator,
+    check_outputs_fit,
+)
 from noiseproof.inputs import Inputs, split, take, to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import standard_normal
@@ -114,7 +118,7 @@ def loss_landscape(
     y: Tensor,
     config: LandscapeConfig | None = None,
     *,
-    seed: int = 0,
+    generator: torch.Generator,
     selection: ChipSelection | None = None,
     params: Params | None = None,
     precision: str = "fp32",
@@ -125,8 +129,10 @@ def loss_landscape(
 
     Returns `{'alphas': [A], 'loss': [R][A], 'metric': M, M: [R][A], 'flatness': float,
     'flatness_alpha', 'scale', 'repeats', 'examples', 'clean_loss', 'clean_<M>'}`.
-    Direction r is drawn from a generator derived from (seed, 'landscape', r): every model
-    evaluated with the same seed sees the same normal draws where shapes agree; a model drawing
+    generator: the run's generator, torch.Generator().manual_seed(seed). Direction r is drawn
+    from a generator derived from (its seed, 'landscape', r) (its initial_seed(), not its
+    state): every model evaluated with the same seed sees the same normal draws where shapes
+    agree, whatever was drawn before; a model drawing
     from the global state (torch.rand in forward) runs in a fork of it seeded from (seed,
     'landscape') and left as it was (noiseproof.seeding.global_rng). Runs on the
     model's device (data moved once, directions drawn there) under `precision` autocast.
@@ -135,6 +141,7 @@ def loss_landscape(
     """
     task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)
+    seed = check_generator(generator).initial_seed()
     device = model_device(model)
     if config is not None and not isinstance(config, LandscapeConfig):
         raise TypeError(f"config must be a LandscapeConfig or None, got {type(config).__name__}")

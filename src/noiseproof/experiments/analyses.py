@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from noiseproof.atomic import write_text_atomic
@@ -86,7 +87,7 @@ def analyse_model(
                     data.x_test,
                     data.y_test,
                     config.attack,
-                    seed=seed,
+                    generator=torch.Generator().manual_seed(seed),
                     selection=config.chip,
                     precision=config.eval_precision,
                     task=task,
@@ -110,7 +111,7 @@ def analyse_model(
                     data.x_test,
                     data.y_test,
                     config.landscape,
-                    seed=seed,
+                    generator=torch.Generator().manual_seed(seed),
                     selection=config.chip,
                     precision=config.eval_precision,
                     task=task,
