@@ -259,6 +259,11 @@ class ExperimentConfig(BaseModel):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
             if self.forward is not None and self.forward.ir_drop is not None:
                 ir_drop_window(self.forward, entry.model)  # one line naming the noise model
+        if self.calibration is not None and self.forward is not None:
+            raise ValueError(
+                "calibration simulates no forward effects (DAC, ADC, output noise, IR drop, "
+                "slices) yet: remove 'forward' or 'calibration'"
+            )
         for entry in self.methods:  # a method that cannot train in train.precision says so
             entry.method.check_precision(self.train.precision)
             if isinstance(self.task, Task):  # or the task (an inferred one: once data is loaded)
@@ -320,6 +325,11 @@ class ExperimentConfig(BaseModel):
             },
             **({"cost": self.cost.to_dict()} if self.cost is not None else {}),
             **({"forward": self.forward.model_dump(mode="json")} if self.forward else {}),
+            **(
+                {"calibration": self.calibration.model_dump(mode="json")}
+                if self.calibration is not None
+                else {}
+            ),
         }
 
     @classmethod

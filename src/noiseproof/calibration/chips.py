@@ -16,18 +16,25 @@ from noiseproof.noise.base import NoiseModel
 from noiseproof.seeding import generator
 
 
+def chip_stream(
+    noise: NoiseModel, clean: Mapping[str, Tensor], seed: int, noise_label: str
+) -> ChipStream:
+    """The chip stream of the Monte Carlo run with (seed, noise label, level) over the clean
+    on-chip tensors: the stream the evaluation of `compare` / `evaluate` draws
+    (experiments.jobs.evaluate_chips: a generator seeded by (seed, 'transfers', label, level)
+    on the tensors' device gives the stream's base seed; noiseproof.evaluation.chipstream)."""
+    device = next(iter(clean.values())).device
+    gen = generator(seed, "transfers", noise_label, noise.level, device=device)
+    return ChipStream(noise, dict(clean), base_seed(gen), device)
+
+
 def drawn_chip(
     noise: NoiseModel, clean: Mapping[str, Tensor], seed: int, noise_label: str, index: int
 ) -> dict[str, Tensor]:
-    """The on-chip tensors of chip `index` of the run with (seed, noise label, level): the
-    stream the evaluation of `compare` / `evaluate` draws (experiments.jobs.evaluate_chips:
-    a generator seeded by (seed, 'transfers', label, level) on the tensors' device gives the
-    stream's base seed; noiseproof.evaluation.chipstream gives chip `index`)."""
+    """The on-chip tensors of chip `index` of that run (`chip_stream`), copied."""
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ValueError(f"chip must be an integer >= 0, got {index!r}")
-    device = next(iter(clean.values())).device
-    gen = generator(seed, "transfers", noise_label, noise.level, device=device)
-    stream = ChipStream(noise, dict(clean), base_seed(gen), device)
+    stream = chip_stream(noise, clean, seed, noise_label)
     return {name: t.clone() for name, t in stream.chip(index).items()}
 
 

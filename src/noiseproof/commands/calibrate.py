@@ -128,11 +128,6 @@ def run_calibration(
     from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import check_fits, load_checkpoint, save_checkpoint
 
-    if config.forward is not None:
-        raise NoiseproofError(
-            "calibrate simulates no forward effects (DAC, ADC, output noise, IR drop) yet: "
-            "remove the 'forward' section"
-        )
     settings = config.calibration or CalibrationConfig()
     state, meta = load_checkpoint(checkpoint)
     device = resolved_device(config.device)

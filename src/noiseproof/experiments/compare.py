@@ -30,6 +30,7 @@ from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.analyses import flatness_table, write_analyses
+from noiseproof.experiments.calibrated import with_calibrated
 from noiseproof.experiments.decision import comparisons, pareto, verdict_rows
 from noiseproof.experiments.executors import Executor, LocalExecutor, RayExecutor
 from noiseproof.experiments.grid import (
@@ -217,7 +218,7 @@ def assemble(
 ) -> dict[str, Any]:
     """The results.json data: the config, the evaluation records and trainings in plan order,
     the analyses the config asked for, and the wall time."""
-    records = [collected.records[key] for key in evaluation_keys(config)]
+    records = with_calibrated([collected.records[key] for key in evaluation_keys(config)])
     trained_jobs = [job for job in jobs if isinstance(job, TrainJob)]
     trainings = [collected.trainings[job] for job in trained_jobs]
     decided = comparisons(records, trainings, config.confidence)

@@ -33,6 +33,7 @@ from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.clean import clean_metrics
 from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.experiments.analyses import analyse_model
+from noiseproof.experiments.calibrated import calibrated_transfers, merged_result, shard_part
 from noiseproof.experiments.jobs import (
     evaluate_chips,
     run_task,
@@ -112,7 +113,7 @@ def job_config(config: ExperimentConfig, method: str, noise: str, seed: int) -> 
     """The slice of the experiment config that one evaluation used (enough to run it again)."""
     raw = config.to_dict()
     keep = ("dataset", "model", "transfers", "train", "chip", "reliability_threshold", "task")
-    keep += ("forward",)  # in raw only when set: a run without it keeps its config hash
+    keep += ("forward", "calibration")  # in raw only when set: a run without them keeps its hash
     return {
         **{k: raw[k] for k in keep if k in raw},
         "method": config.method(method).spec(),
@@ -392,6 +393,20 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         precision=settings.eval_precision,
         seed=job.seed,
     )
+    calibrated = None
+    if config.calibration is not None:  # every chip also calibrated on its own draw
+        calibrated = calibrated_transfers(
+            model,
+            data,
+            noise,
+            config.calibration,
+            seed=job.seed,
+            noise_label=job.noise,
+            first_chip=job.first_chip,
+            chips=job.chips,
+            settings=settings,
+            task=task,
+        )
     hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
     labels = {
         "method_spec": config.method(job.method).method.spec(),
@@ -412,6 +427,8 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             seconds=seconds,
         )
         record = {"method": job.method, **summary, **labels}
+        if calibrated is not None:
+            record["calibrated"] = calibrated_summary(calibrated, job, clean, run, seconds)
     else:
         record = {
             "method": job.method,
@@ -426,6 +443,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             **({"mask": result.mask.tolist()} if result.mask is not None else {}),
             "clean": clean,
             "seconds": seconds,
+            **(shard_part(calibrated) if calibrated is not None else {}),
             **labels,
         }
     record = strict_json(record)
@@ -465,7 +483,29 @@ def merge_shards(shards: list[dict[str, Any]], job: EvalJob, run: GridRun) -> di
         seconds=sum(s["seconds"] for s in shards),
     )
     labels = {k: first[k] for k in SHARED}
-    return strict_json({"method": first["method"], **summary, **labels})
+    merged = {"method": first["method"], **summary, **labels}
+    calibrated = merged_result(shards, result.task)
+    if calibrated is not None:
+        seconds = sum(s["seconds"] for s in shards)
+        merged["calibrated"] = calibrated_summary(calibrated, job, first["clean"], run, seconds)
+    return strict_json(merged)
+
+
+def calibrated_summary(
+    result: TransferResult, job: EvalJob, clean: dict[str, float], run: GridRun, seconds: float
+) -> dict[str, Any]:
+    """The 'calibrated' part of an evaluation record: the summary of its calibrated chips
+    (noiseproof.experiments.calibrated) and the calibration settings."""
+    summary = summary_record(
+        result,
+        job.noise_model,
+        noise_label=job.noise,
+        seed=job.seed,
+        clean=clean,
+        threshold=run.config.reliability_threshold,
+        seconds=seconds,
+    )
+    return {**summary, "settings": run.config.calibration.model_dump(mode="json")}
 
 
 def check_finished(

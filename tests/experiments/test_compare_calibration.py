@@ -1,0 +1,84 @@
+"""compare with a `calibration:` section: every chip is also calibrated on its own draw and
+reported as '<method>-calibrated' beside the uncalibrated chips (same chips, same seeds); a
+run split in shards gives the per-chip values of one process; a chip calibrated in compare is
+the chip `noiseproof calibrate --chip K` calibrates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from noiseproof.cli import cli
+from noiseproof.config import ExperimentConfig
+from noiseproof.errors import NoiseproofError
+from noiseproof.training.checkpoints import load_checkpoint
+
+CONFIG = {
+    "dataset": "digits",
+    "model": {"name": "mlp", "hidden": [32]},
+    "methods": ["standard"],
+    "noise": ["pcm"],
+    "levels": [31536000],
+    "transfers": 4,
+    "train": {"epochs": 10},
+    "calibration": {"examples": 128},
+}
+
+
+def compare(tmp_path, name: str, *extra: str) -> tuple[list[dict], object]:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = tmp_path / name
+    result = CliRunner().invoke(
+        cli, ["compare", "--config", str(config), "--out", str(out), "--no-progress", *extra]
+    )
+    assert result.exit_code == 0, result.output
+    assert "standard-calibrated" in result.output
+    assert "standard-calibrated" in (out / "results.csv").read_text()
+    assert "standard-calibrated" in (out / "report.md").read_text()
+    return json.loads((out / "results.json").read_text())["jobs"], out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[list[dict], object]:
+    """(records, run folder) of the run in one process."""
+    return compare(tmp_path_factory.mktemp("whole"), "run")
+
+
+def test_shards_give_the_values_of_one_process(run, tmp_path):
+    whole, _ = run
+    sharded, _ = compare(tmp_path, "sharded", "--transfers-per-job", "3")
+    assert [r["method"] for r in whole] == ["standard", "standard-calibrated"]
+    for one, split in zip(whole, sharded, strict=True):
+        assert one["method"] == split["method"]
+        assert one["per_chip"] == split["per_chip"]
+    calibrated = whole[1]
+    assert calibrated["calibrated_from"] == "standard"
+    assert calibrated["calibration"]["examples"] == 128
+    assert calibrated["clean"] == whole[0]["clean"]
+
+
+def test_the_calibrated_chip_is_the_one_calibrate_gives(run, tmp_path):
+    """Chip 2 of the run, calibrated by `noiseproof calibrate` from the run's checkpoint."""
+    whole, folder = run
+    checkpoint = str(folder / whole[0]["checkpoint_path"])
+    out = tmp_path / "chip2.pt"
+    args = ["calibrate", checkpoint, "--noise", "pcm", "--level", "31536000", "--chip", "2"]
+    result = CliRunner().invoke(cli, [*args, "--examples", "128", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    test = load_checkpoint(out)[1]["calibration"]["test"]
+    assert test["chip"]["accuracy"] == pytest.approx(whole[0]["per_chip"]["accuracy"][2], abs=1e-12)
+    assert test["calibrated"]["accuracy"] == pytest.approx(
+        whole[1]["per_chip"]["accuracy"][2], abs=1e-12
+    )
+
+
+def test_calibration_with_forward_effects_is_refused():
+    raw = {**CONFIG, "forward": {"adc_bits": 8}}
+    with pytest.raises(NoiseproofError, match="calibration simulates no forward effects"):
+        ExperimentConfig.parse(raw)
+    with pytest.raises(NoiseproofError, match="unknown parameter 'range'"):
+        ExperimentConfig.parse({**CONFIG, "calibration": {"params": ["gain", "range"]}})
