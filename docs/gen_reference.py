@@ -186,9 +186,22 @@ SECTION_INTROS = {
     "forward": (
         "Analog input/output effects of every on-chip Linear/Conv layer (after IBM aihwkit's "
         "I/O model): input DAC, additive output noise, output ADC; and the IR drop of the "
-        "crossbar tiles' wires (`ir_drop`, [below](#forwardir_drop)). Set at least one of "
-        "`dac_bits`, `adc_bits`, `output_noise`, `ir_drop`. See "
+        "crossbar tiles' wires (`ir_drop`, [below](#forwardir_drop)); static, learned or "
+        "calibrated input and ADC ranges ([below](#forwardinput_range)); bit-sliced weights "
+        "(`weight_slices`, `bits_per_slice`). Set at least one of `dac_bits`, `adc_bits`, "
+        "`output_noise`, `ir_drop`, `input_range`, `bits_per_slice`. See "
         "[device physics](../device-physics.md#analog-forward-non-idealities-forward)."
+    ),
+    "forward.input_range": (
+        "The DAC's range r of every on-chip layer, in its input units, in place of max|x| per "
+        "input vector: `static` (`value`), `learned` with the network (needs `train: true`) or "
+        "`calibrated` from a percentile of each layer's inputs. See "
+        "[input and ADC ranges](../device-physics.md#input-and-adc-ranges)."
+    ),
+    "forward.adc_range": (
+        "A number (R in full-scale outputs), or a mapping: `{mode: static, value: R}` or "
+        "`{mode: calibrated, per: layer | column}` from a percentile of each layer's (or "
+        "column's) outputs. See [input and ADC ranges](../device-physics.md#input-and-adc-ranges)."
     ),
     "forward.ir_drop": (
         "The wire resistance of the crossbar tiles every on-chip Linear/Conv layer runs on, "

@@ -18,6 +18,28 @@ digitally. A b-bit quantiser over [-R, R] has 2^b - 1 levels, zero among them:
 Q(v) = d * round(v / d), d = 2R / (2^b - 2). In training the quantisers pass gradients
 straight through (Q(v) = v + stopgrad(Q(v) - v)).
 
+Input ranges (`input_range`, Rasch et al. 2023 Sec. "Methods"; aihwkit's
+`InputRangeParameter` and `calibrate_input_ranges`): in place of noise management, each layer
+l has one range r_l in its own input units, and
+
+    x_c = clip(x, -r_l, r_l),   x_q = Q_dac(x_c / r_l),   y = r_l w Q_adc(...) + b
+
+(alpha = r_l above). `static`: r_l = `value` for every layer; `learned`: trained with the
+network (initialised from the first batches' input std, aihwkit's gradient through the clip
+and its decay: noiseproof.analog_ranges.LearnedRanges); `calibrated`: a percentile of |x|
+over the calibration examples' inputs to the layer (noiseproof.analog_ranges.calibrate_ranges).
+ADC ranges (`adc_range`): one number R (the default, 12), `{mode: static, value: R}`, or
+`{mode: calibrated, per: layer | column, percentile: p}`: R_l, or R_l,j per output column j,
+the p-th percentile of |y_n| over the calibration examples, y_n the normalised output before
+output noise and ADC. Learned and calibrated ranges are state, kept outside the user's module
+(noiseproof.analog_ranges.AnalogRanges: in the checkpoint's metadata, attached to the effects
+by `AnalogForward.with_ranges`).
+
+Bit slicing (`weight_slices`, `bits_per_slice`; ISAAC, Shafiee et al. ISCA 2016): each weight
+quantised to weight_slices x bits_per_slice bits and stored on weight_slices device pairs,
+each perturbed by the noise model on its own and recombined digitally, W = sum_s c_s W_s
+(noiseproof.noise.slicing gives the decomposition; evaluation.chipstream the draws).
+
 IR drop (`ir_drop: {wire_resistance_ohm: r, tile: ROWSxCOLS}`; noiseproof.irdrop) replaces
 W x_q above by what the crossbar tiles compute through their resistive wires. The layer's
 weights (as the chip perturbed them) are laid out as `noiseproof export` does, the array
