@@ -10,7 +10,7 @@ positions, time steps).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -92,9 +92,3 @@ def corrected(model: nn.Module, columns: Mapping[str, tuple[Tensor, Tensor]]) ->
     finally:
         for handle in handles:
             handle.remove()
-
-
-def layer_names(model: nn.Module, modules: Sequence[nn.Module]) -> dict[str, nn.Module]:
-    """{name: module} of `modules` in `model`, in the model's registration order."""
-    wanted = {id(m) for m in modules}
-    return {name: m for name, m in model.named_modules() if id(m) in wanted and name}

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import mvm_layers
+from noiseproof.analog import layer_names
 from noiseproof.calibration.columns import (
     corrected,
     fit_columns,
-    layer_names,
     per_channel,
     shaped,
 )
@@ -114,7 +113,7 @@ def calibrate_chip(
     if count(x) < 1:
         raise ValueError("x must hold at least one calibration example")
     params = settings.params
-    mvm = layer_names(model, mvm_layers(model, list(clean)))
+    mvm = {name: model.get_submodule(name) for name in layer_names(model, list(clean))}
     columns_wanted = {"gain", "bias"} & set(params)
     outputs = {("out", n): m for n, m in mvm.items()} if columns_wanted else {}
     stats, affine, state = _stand_ins(model, params, set(clean))
