@@ -76,6 +76,9 @@ def main() -> None:
         cells = [method]
         for level in levels:
             seeds = sorted(set(by_level[level]) & set(base[level]))
+            if not seeds or any(base[level][s] == 0 for s in seeds):
+                cells.append(f"- ({args.baseline} lost nothing on a seed)")
+                continue
             ratios = [by_level[level][s] / base[level][s] for s in seeds]
             of_means = statistics.mean(by_level[level][s] for s in seeds) / statistics.mean(
                 base[level][s] for s in seeds
