@@ -170,7 +170,7 @@ class LearnedRanges:
 
     def ranges(self) -> AnalogRanges:
         """The current ranges as stored ranges (for the checkpoint and evaluation)."""
-        return AnalogRanges({name: abs(float(r)) for name, r in self.values.items()})
+        return AnalogRanges({name: abs(float(r.detach())) for name, r in self.values.items()})
 
 
 def learned_ranges(
@@ -291,6 +291,18 @@ def _collect_inputs(
     return {name: torch.cat(parts) for name, parts in seen.items()}
 
 
+def check_stored(
+    effects: AnalogForward | None, stored: Mapping[str, Any] | None, what: str = "this checkpoint"
+) -> None:
+    """ValueError naming forward.input_range when `effects` evaluate with learned input ranges
+    and `what` (a checkpoint) stored none (its metadata's 'analog_ranges')."""
+    if effects is not None and effects.input_mode == "learned" and not stored:
+        raise ValueError(
+            f"forward.input_range: mode learned needs the ranges its training learned, and "
+            f"{what} has none (train it with forward.input_range mode learned)"
+        )
+
+
 def evaluation_forward(
     effects: AnalogForward | None,
     model: nn.Module,
@@ -305,12 +317,8 @@ def evaluation_forward(
     forward.input_range for a learned mode whose checkpoint learned none."""
     if effects is None or not effects.needs_ranges:
         return effects
+    check_stored(effects, stored)
     ranges = AnalogRanges.from_dict(stored) if stored else None
-    if effects.input_mode == "learned" and ranges is None:
-        raise ValueError(
-            "forward.input_range: mode learned needs the ranges its training learned, and this "
-            "checkpoint has none (train it with forward.input_range mode learned)"
-        )
     if effects.input_mode == "calibrated" or effects.adc_calibrated:
         ranges = calibrate_ranges(model, names, effects, calibration, ranges=ranges, window=window)
     return effects.with_ranges(ranges)

@@ -20,7 +20,7 @@ from noiseproof.analog_ranges import (
     evaluation_forward,
 )
 from noiseproof.cli import cli
-from noiseproof.training.checkpoints import load_checkpoint
+from noiseproof.training.checkpoints import load_checkpoint, save_checkpoint
 from reference.analog_ranges_reference import (
     percentile,
     range_clip_gradients,
@@ -155,6 +155,18 @@ def test_a_network_trained_with_learned_ranges_is_evaluated_with_them(tmp_path):
     assert used.ranges == stored  # what run_transfers then applies
     with pytest.raises(ValueError, match="input_range: mode learned"):
         evaluation_forward(effects, model, names, torch.zeros(1, 2), None)
+    evaluate = ["evaluate", "--levels", "0.1", "--transfers", "2", "--set", section]
+    again = CliRunner().invoke(
+        cli, [*evaluate[:1], str(checkpoints[0]), *evaluate[1:], "--out", str(tmp_path / "e")]
+    )
+    assert again.exit_code == 0, again.output
+    state, meta = load_checkpoint(checkpoints[0])
+    del meta["analog_ranges"]
+    save_checkpoint(tmp_path / "bare.pt", state, meta)
+    bare = CliRunner().invoke(
+        cli, [*evaluate[:1], str(tmp_path / "bare.pt"), *evaluate[1:], "--out", str(tmp_path / "b")]
+    )
+    assert bare.exit_code == 2 and "forward.input_range: mode learned needs" in bare.output
 
 
 @pytest.mark.parametrize(
