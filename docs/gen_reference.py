@@ -215,6 +215,13 @@ SECTION_INTROS = {
         "checkpoint). `tile`, `dac_bits` and `adc_bits` are required; every other key is a "
         "constant of the model with its default. See [energy and latency](../cost.md)."
     ),
+    "calibration": (
+        "With a `calibration:` section, `compare` also calibrates every simulated chip on its "
+        "own draw (its analog weights as programmed, its digital gains, offsets and norms "
+        "re-fitted on training examples) and reports it as `<method>-calibrated`; "
+        "`noiseproof calibrate` does it for one chip or a read-back one. `calibration: {}` "
+        "uses every default. See [calibration after programming](../calibration.md)."
+    ),
     "correct": (
         "Read by `noiseproof correct` only (and inside the `correctnet` method's `correct` "
         "parameter): the compensation modules, their training and the placement search."
