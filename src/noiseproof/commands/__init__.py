@@ -1,1 +1,1 @@
-"""Extra CLI commands, each in its own module and registered at the bottom of cli.py."""
+"""The CLI commands, each in its own module (`command`), registered in noiseproof.cli."""

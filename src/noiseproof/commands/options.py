@@ -257,3 +257,27 @@ def logger_names(values: tuple[str, ...]) -> list[str]:
     from noiseproof.training.callbacks import check_logger_names
 
     return check_logger_names([name for value in values for name in split_list(value) or []])
+
+
+def resume_options(func: Any) -> Any:
+    """--resume and --overwrite: what to do with an --out folder that already holds a run."""
+    options = [
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue the run in --out: finished jobs are kept (checked to be this "
+            "config's, computed from the same checkpoints and data), the rest are run. With "
+            "no earlier run there, a fresh one starts (a warning says so).",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace the run in --out: its results, reports, records, checkpoints, logs "
+            "and config.yaml are removed once the new config, data and checkpoints are "
+            "checked, before anything is written. Without --resume or --overwrite, a folder "
+            "holding any of them is refused.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
