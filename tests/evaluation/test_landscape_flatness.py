@@ -79,22 +79,17 @@ def test_a_sharper_network_scores_less_flat():
         k: (5 * v if k.startswith(list(params)[-1].split(".")[0]) else v) for k, v in params.items()
     }
     config = LandscapeConfig(repeats=4)
-    flat = loss_landscape(
-        model,
-        data.x_test,
-        data.y_test,
-        config,
-        params=params,
-        generator=torch.Generator().manual_seed(0),
-    )["flatness"]
-    steep = loss_landscape(
-        model,
-        data.x_test,
-        data.y_test,
-        config,
-        params=sharp,
-        generator=torch.Generator().manual_seed(0),
-    )["flatness"]
+    flat, steep = (
+        loss_landscape(
+            model,
+            data.x_test,
+            data.y_test,
+            config,
+            params=point,
+            generator=torch.Generator().manual_seed(0),
+        )["flatness"]
+        for point in (params, sharp)
+    )
     assert steep > flat
 
 
