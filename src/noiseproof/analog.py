@@ -60,10 +60,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import Tensor, nn
 
 from noiseproof.chip import is_transposed_linear
@@ -170,6 +179,14 @@ class AdcRange(BaseModel):
         return self
 
 
+LATER_DEFAULTS = {
+    "input_range": None,
+    "weight_slices": 1,
+    "bits_per_slice": None,
+    "calibration_examples": 512,
+}
+"""Keys added to `forward:` after its first version, with their defaults (left out of dumps)."""
+
 MAX_SLICED_BITS = 24
 """Most bits weight_slices x bits_per_slice may give a weight (float32's mantissa)."""
 
@@ -218,6 +235,16 @@ class AnalogForward(BaseModel):
         if isinstance(value, float) and not (0 < value < float("inf")):
             raise ValueError(f"must be a number > 0 or a mapping with mode, got {value!r}")
         return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The section's dump without the range and slicing keys left at their defaults, so a
+        section written before they existed dumps (and hashes, for --resume) as it did."""
+        dumped = handler(self)
+        for key, default in LATER_DEFAULTS.items():
+            if key in dumped and getattr(self, key) == default:
+                del dumped[key]
+        return dumped
 
     @model_validator(mode="after")
     def _some_effect(self) -> Self:
