@@ -124,7 +124,7 @@ def run_calibration(
     from noiseproof.commands.options import resolved_device
     from noiseproof.evaluation.clean import clean_metrics
     from noiseproof.experiments.jobs import run_task
-    from noiseproof.experiments.results import text_table
+    from noiseproof.experiments.results import is_percent, show, text_table
     from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import check_fits, load_checkpoint, save_checkpoint
 
@@ -175,14 +175,12 @@ def run_calibration(
     weights = {n: t.detach().cpu() for n, t in calibrated.state_dict().items()}
     save_checkpoint(out, weights, saved)
     metric = task.primary.name
-    rows = [
-        [name, *(f"{values[m]:.4g}" for m in results["clean"])]
-        for name, values in (("clean network", results["clean"]), ("chip", results["chip"]))
-    ]
-    rows.append(["calibrated chip", *(f"{results['calibrated'][m]:.4g}" for m in results["clean"])])
-    click.echo(text_table(["test split", *results["clean"]], rows))
+    names = {"clean": "clean network", "chip": "chip", "calibrated": "calibrated chip"}
+    rows = [[names[k], *(show(v[m], m) for m in v)] for k, v in results.items()]
+    header = [f"{m} (%)" if is_percent(m) else m for m in results["clean"]]
+    click.echo(text_table(["test split", *header], rows))
     logs.info(
         f"\ncalibrated on {settings.examples} training examples ({', '.join(settings.params)}"
-        f", {settings.steps} steps): test {metric} {results['chip'][metric]:.4g} -> "
-        f"{results['calibrated'][metric]:.4g}; wrote {out}"
+        f", {settings.steps} steps): test {metric} {show(results['chip'][metric], metric)}"
+        f" -> {show(results['calibrated'][metric], metric)}; wrote {out}"
     )
