@@ -74,7 +74,8 @@ def test_calibrated_ranges_are_percentiles_of_the_inputs_and_of_each_column():
     torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_a_conv2d_with_calibrated_ranges_matches_the_patch_by_patch_reference():
+@pytest.mark.parametrize("per", ["layer", "column"])
+def test_a_conv2d_with_calibrated_ranges_matches_the_patch_by_patch_reference(per):
     torch.manual_seed(0)
     conv = nn.Conv2d(2, 3, 3)
     x = torch.randn(3, 2, 5, 5, generator=_gen(3))
@@ -82,16 +83,15 @@ def test_a_conv2d_with_calibrated_ranges_matches_the_patch_by_patch_reference():
         dac_bits=5,
         adc_bits=6,
         input_range={"mode": "calibrated", "percentile": 95.0},
-        adc_range={"mode": "calibrated", "per": "layer"},
+        adc_range={"mode": "calibrated", "per": per},
     )
     ranges = calibrate_ranges(conv, ["weight"], effects, x)
     assert ranges.inputs[""] == pytest.approx(percentile(x.abs().flatten().tolist(), 95.0))
-    assert len(ranges.adc[""]) == 1
+    assert len(ranges.adc[""]) == (1 if per == "layer" else 3)
+    adc = list(ranges.adc[""]) * (3 if per == "layer" else 1)
     with torch.no_grad(), analog_forward(conv, ["weight"], effects.with_ranges(ranges), _gen(0)):
         got = conv(x)
-    want = ranged_conv2d(
-        conv.weight, conv.bias, x, ranges.inputs[""], 5, 6, [ranges.adc[""][0]] * 3
-    )
+    want = ranged_conv2d(conv.weight, conv.bias, x, ranges.inputs[""], 5, 6, adc)
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 

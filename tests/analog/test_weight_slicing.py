@@ -18,6 +18,7 @@ from noiseproof.evaluation.chipstream import ChipStream
 from noiseproof.noise.slicing import recombine, significances, slice_tensor, sliced_sample
 from noiseproof.seeding import derive_seed
 from reference.analog_ranges_reference import sliced_value
+from reference.measured_reference import DEVICE_FIXTURE
 
 K = 4  # standard errors
 
@@ -73,7 +74,13 @@ def test_slice_s_of_chip_k_is_drawn_from_seed_k_and_s_only():
 
 
 @pytest.mark.parametrize(
-    "spec", ["tio2_crossbar", "pcm", {"name": "additive_gaussian", "eta": 0.05}]
+    "spec",
+    [
+        "tio2_crossbar",
+        "pcm",
+        {"name": "measured", "file": str(DEVICE_FIXTURE)},
+        {"name": "additive_gaussian", "eta": 0.05},
+    ],
 )
 def test_monte_carlo_over_sliced_chips_is_chip_indexed_for_any_noise_model(spec):
     data = nf.load_dataset("moons")
