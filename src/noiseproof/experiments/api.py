@@ -17,7 +17,6 @@ from pydantic import ConfigDict
 from torch import nn
 from torch.utils.data import Dataset as TorchDataset
 
-from noiseproof.chip import ChipSelection
 from noiseproof.config import ExperimentConfig
 from noiseproof.data.base import Dataset, DatasetSpec
 from noiseproof.devices import check_device_spec, model_device, resolve_device
@@ -178,13 +177,10 @@ def compare(
     transfers: int = 100,
     seeds: Sequence[int] | int = (0,),
     train: TrainConfig | Mapping[str, Any] | None = None,
-    chip: ChipSelection | Mapping[str, Any] | None = None,
     output: str | int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = False,
-    device: Any = "auto",
-    task: Any = "auto",
     settings: RunSettings | None = None,
     **keys: Any,
 ) -> CompareResults:
@@ -195,33 +191,37 @@ def compare(
     once before, for `check_model_fits`).
     data: see `as_dataset`. methods / noise: names, {'name': ..., **params} mappings or built
     components, one or several ('label' keys rename them). levels: the sweep. train: a
-    TrainConfig or its fields. chip: which tensors are on the chip. output: the key/index of
-    the logits when the model returns a dict/tuple. out: None keeps everything in memory; a
-    folder writes what `noiseproof compare` writes (and `resume` continues it). device:
-    'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device
-    (ValueError if it is not there); the trained `.models` live on it. task: what the models
-    are trained and measured for (noiseproof.tasks: 'classification', 'regression',
-    'token_classification', 'language_model', a mapping with settings, or 'auto': inferred
-    from the targets). settings: a noiseproof.settings.RunSettings standing for the config
-    keys device, eval_precision, chip, forward, eval_batch_size and task; `chip`, a `device`
-    other than 'auto', a `task` other than 'auto' and those keys given here replace its
-    fields. Further keyword arguments `keys` are experiment config keys (e.g.
-    reliability_threshold, attack, eval_precision). Returns CompareResults (`.to_pandas()`,
-    `.models`, `.table()`).
+    TrainConfig or its fields. output: the key/index of the logits when the model returns a
+    dict/tuple. out: None keeps everything in memory; a folder writes what `noiseproof
+    compare` writes (and `resume` continues it).
+    Further keyword arguments `keys` are experiment config keys, among them: device ('auto':
+    CUDA when available, else CPU; 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device;
+    ValueError if it is not there; the trained `.models` live on it), chip (which tensors are
+    on the chip: a ChipSelection or its fields), task (what the models are trained and
+    measured for: noiseproof.tasks 'classification', 'regression', 'token_classification',
+    'language_model', a mapping with settings, or 'auto': inferred from the targets),
+    eval_precision, eval_batch_size, forward, reliability_threshold, attack.
+    settings: a noiseproof.settings.RunSettings, standing for the keys device, eval_precision,
+    chip, forward, eval_batch_size and task (`RunSettings.config_keys`); those keys given as
+    keyword arguments too replace its fields.
+    Returns CompareResults (`.to_pandas()`, `.models`, `.table()`).
     A model that cannot run on the data, or whose outputs do not fit its targets, is refused
     before any training or writing (`check_model_fits`: ValueError naming data.x_train or
     data.y_train).
     """
-    resolve_device(device, "device")
     if settings is not None and not isinstance(settings, RunSettings):
         raise TypeError(f"settings must be a RunSettings or None, got {type(settings).__name__}")
+    keys = {**(settings.config_keys() if settings is not None else {}), **keys}
+    if "chip" in keys and keys["chip"] is None:  # None: the default selection
+        del keys["chip"]
+    if "device" in keys:  # checked here, so that the ValueError names the argument
+        resolve_device(keys["device"], "device")
+        keys["device"] = check_device_spec(keys["device"])
     if not isinstance(model, nn.Module) and not callable(model):
         raise TypeError(f"model must be an nn.Module or a function building one, got {model!r}")
     if out is not None and (not isinstance(out, str | Path) or not str(out).strip()):
         raise ValueError(f"out must be a folder path or None, got {out!r}")
-    given = settings.config_keys() if settings is not None else {}
     raw = {
-        **given,
         "dataset": GivenData(data=as_dataset(data)),
         "model": GivenModel(source=model, output=output),
         "methods": _listed(methods, "methods"),
@@ -230,9 +230,6 @@ def compare(
         "transfers": transfers,
         "seeds": [seeds] if isinstance(seeds, int) else list(seeds),
         **({"train": train} if train is not None else {}),
-        **({"chip": chip} if chip is not None else {}),
-        **({"device": check_device_spec(device)} if device != "auto" or not given else {}),
-        **({"task": task} if task != "auto" or not given else {}),
         **keys,
     }
     config = ExperimentConfig.parse(raw)
