@@ -10,9 +10,11 @@ into a device or picks the per-rank GPU again:
     settings = RunSettings.from_config(config)        # a compare run (ExperimentConfig)
     settings = RunSettings.build(device="cuda", eval_precision="bf16", selection=chips)
 
-`nf.train`, `nf.run_transfers` and `nf.compare` take `settings=` and keep their friendly
-keyword arguments (device=, selection=, precision=, batch_size=, analog=, task=), which build
-one with `RunSettings.build`; a keyword given next to `settings=` replaces that field.
+`nf.train` and `nf.run_transfers` take `settings=` and keep their friendly keyword arguments
+(train: device=, selection=, analog=, task=; run_transfers: selection=, batch_size=,
+precision=, analog=, task=), which build one with `RunSettings.build`; a keyword given next to
+`settings=` replaces that field. `nf.compare(settings=...)` reads it as the config keys it
+stands for (`config_keys`), which its keyword arguments may give too.
 
 Training precision is not a setting here: it is a hyperparameter of the training
 (`TrainConfig.precision`), recorded with its checkpoint and part of what a resumed run
