@@ -202,8 +202,9 @@ def train(
         raise NoiseproofError("train.select 'noisy' needs a noise model")
     if isinstance(method, Restricted):
         method.check_precision(config.precision)
-    # under torchrun: cuda:LOCAL_RANK (the settings' device already is)
-    device = settings.device or rank_device(model_device(model))
+    device = settings.device  # resolved once, under torchrun already cuda:LOCAL_RANK
+    if device is None:  # where the model is, under torchrun this process's GPU
+        device = rank_device(model_device(model))
     model.to(device)
     data = data.to(device)  # in-memory splits moved once, not per step
     params = chip_params(model, selection)
