@@ -50,23 +50,24 @@ def test_a_static_input_range_clips_and_scales_as_the_reference():
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
-def test_calibrated_ranges_are_percentiles_of_the_inputs_and_of_each_column():
+@pytest.mark.parametrize("p_in, p_out, batch", [(99.0, 98.0, 2000), (50.0, 37.5, 64)])
+def test_calibrated_ranges_are_percentiles_of_the_inputs_and_of_each_column(p_in, p_out, batch):
     layer = _linear()
     x = torch.randn(300, 7, generator=_gen(2))
     effects = AnalogForward(
         dac_bits=6,
         adc_bits=6,
-        input_range={"mode": "calibrated", "percentile": 99.0},
-        adc_range={"mode": "calibrated", "per": "column", "percentile": 98.0},
+        input_range={"mode": "calibrated", "percentile": p_in},
+        adc_range={"mode": "calibrated", "per": "column", "percentile": p_out},
     )
-    ranges = calibrate_ranges(layer, ["weight", "bias"], effects, x)
-    r = percentile(x.abs().flatten().tolist(), 99.0)
+    ranges = calibrate_ranges(layer, ["weight", "bias"], effects, x, batch_size=batch)
+    r = percentile(x.abs().flatten().tolist(), p_in)
     assert ranges.inputs[""] == pytest.approx(r, rel=1e-6)
     # each column's normalised output y_n = W/w Q_dac(clip(x)/r), as the reference computes it
     y = ranged_linear(layer.weight, torch.zeros(5), x, r, 6, None, [0.0] * 5) / (
         r * float(layer.weight.detach().abs().max())
     )
-    want = [percentile(y[:, o].abs().tolist(), 98.0) for o in range(5)]
+    want = [percentile(y[:, o].abs().tolist(), p_out) for o in range(5)]
     assert list(ranges.adc[""]) == pytest.approx(want, rel=1e-5)
     with torch.no_grad(), analog_forward(layer, ["weight"], effects, _gen(0), ranges=ranges):
         got = layer(x)
