@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from noiseproof.analog import AnalogForward, ir_drop_window
-from noiseproof.calibration.settings import CalibrationConfig
+from noiseproof.calibration.settings import CalibrationConfig, check_calibration
 from noiseproof.chip import ChipSelection
 from noiseproof.data import datasets
 from noiseproof.data.base import DatasetSpec
@@ -259,11 +259,8 @@ class ExperimentConfig(BaseModel):
                 entry.model.with_level(level)  # raises a one-line error for an invalid level
             if self.forward is not None and self.forward.ir_drop is not None:
                 ir_drop_window(self.forward, entry.model)  # one line naming the noise model
-        if self.calibration is not None and self.forward is not None:
-            raise ValueError(
-                "calibration simulates no forward effects (DAC, ADC, output noise, IR drop, "
-                "slices) yet: remove 'forward' or 'calibration'"
-            )
+        if self.calibration is not None:
+            check_calibration(self.calibration, self.forward)
         for entry in self.methods:  # a method that cannot train in train.precision says so
             entry.method.check_precision(self.train.precision)
             if isinstance(self.task, Task):  # or the task (an inferred one: once data is loaded)

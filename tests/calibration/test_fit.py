@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from noiseproof.analog import AnalogForward
+from noiseproof.analog_ranges import evaluation_forward
 from noiseproof.calibration.chips import calibrated_module
 from noiseproof.calibration.columns import fit_columns
-from noiseproof.calibration.fit import calibrate_chip, calibrated_forward
+from noiseproof.calibration.fit import ChipEffects, calibrate_chip, calibrated_forward
 from noiseproof.calibration.settings import CalibrationConfig
 from noiseproof.chip import chip_params, forward
 from noiseproof.tasks import tasks
@@ -169,3 +171,29 @@ def test_settings_refuse_unknown_params_and_bad_counts():
         CalibrationConfig(params=["gain", "scale"])
     with pytest.raises(ValueError, match="examples"):
         CalibrationConfig(examples=0)
+
+
+def test_under_forward_effects_the_input_ranges_are_the_chips():
+    """`input_range` re-calibrates the calibrated DAC ranges on the chip's own activations:
+    layer 2's range is the percentile of |relu(x W0' + b0')| with the chip's first layer
+    (numpy's linear-interpolation percentile), layer 0's that of |x|; the fit then runs
+    through the DAC and ADC, and with no output noise the gain error is still recovered."""
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    clean = clean_of(net)
+    g = torch.linspace(0.6, 1.4, 16)
+    chip = {**clean, "0.weight": clean["0.weight"] * g[:, None], "0.bias": clean["0.bias"] * g}
+    x, y = torch.randn(256, 6, generator=torch.Generator().manual_seed(10)), torch.zeros(256).long()
+    effects = AnalogForward(dac_bits=12, adc_bits=12, input_range={"mode": "calibrated"})
+    effects = evaluation_forward(effects, net, list(clean), x)  # ranges of the digital network
+    analog = ChipEffects(effects, torch.Generator().manual_seed(0))
+    settings = CalibrationConfig(params=["gain", "bias", "input_range"])
+    calibration = calibrate_chip(net, clean, chip, x, y, settings, TASK, analog)
+    p = effects.input_range.percentile
+    hidden = torch.relu(x @ chip["0.weight"].T + chip["0.bias"]).abs().flatten().numpy()
+    ranges = calibration.forward.ranges.inputs
+    assert ranges["2"] == pytest.approx(np.percentile(hidden, p), rel=1e-5)
+    assert ranges["0"] == pytest.approx(np.percentile(x.abs().flatten().numpy(), p), rel=1e-5)
+    assert effects.ranges.inputs["2"] != pytest.approx(ranges["2"], rel=1e-3)  # the chip's own
+    torch.testing.assert_close(calibration.columns["0"][0], 1 / g, rtol=2e-2, atol=0)
+    with pytest.raises(ValueError, match="input_range re-calibrates"):
+        calibrate_chip(net, clean, chip, x, y, settings, TASK)

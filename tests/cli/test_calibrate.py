@@ -86,6 +86,36 @@ def test_chip_k_is_the_chip_evaluate_draws(checkpoint, tmp_path):
     )
 
 
+def test_under_forward_effects_chip_k_is_the_chip_evaluate_draws(checkpoint, tmp_path):
+    """With DAC, ADC, output noise and calibrated input ranges: the chip's test accuracy is
+    evaluate's chip 1 (same draw, same output-noise stream); input ranges are re-fitted."""
+    forward = ["--set", "forward={dac_bits: 6, adc_bits: 6, output_noise: 0.05}"]
+    forward += ["--set", "forward.input_range={mode: calibrated}"]
+    chip = ["--noise", "pcm", "--level", "86400", "--chip", "1"]
+    args = [*chip, *forward, "--params", "gain,bias,input_range"]
+    record = calibrate(checkpoint, tmp_path / "c.pt", *args)
+    assert set(record["analog_ranges"]["inputs"]) == {"1", "3"}
+    result = invoke(
+        "evaluate",
+        checkpoint,
+        "--noise",
+        "pcm",
+        "--levels",
+        "86400",
+        "--transfers",
+        "2",
+        *forward,
+        "--out",
+        tmp_path / "ev",
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    job = json.loads((tmp_path / "ev" / "results.json").read_text())["jobs"][0]
+    assert job["per_chip"]["accuracy"][1] == pytest.approx(
+        record["test"]["chip"]["accuracy"], abs=1e-12
+    )
+
+
 def test_calibration_beats_a_drifted_chip_and_evaluates_as_saved(checkpoint, tmp_path):
     """PCM read a year after programming: drift shrinks every column's gain. The calibrated
     chip is better than the chip by more than twice the standard error of a paired

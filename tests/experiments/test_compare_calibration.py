@@ -76,9 +76,34 @@ def test_the_calibrated_chip_is_the_one_calibrate_gives(run, tmp_path):
     )
 
 
-def test_calibration_with_forward_effects_is_refused():
-    raw = {**CONFIG, "forward": {"adc_bits": 8}}
-    with pytest.raises(NoiseproofError, match="calibration simulates no forward effects"):
-        ExperimentConfig.parse(raw)
+def test_under_forward_effects_shards_agree_and_input_ranges_are_refitted(tmp_path):
+    """DAC, ADC and output noise with calibrated input ranges: chips calibrated under them
+    (input ranges re-fitted on each chip), shards equal to one process."""
+    forward = {"dac_bits": 6, "adc_bits": 6, "output_noise": 0.02}
+    forward["input_range"] = {"mode": "calibrated"}
+    calibration = {"examples": 128, "params": ["gain", "bias", "input_range"]}
+    config = {**CONFIG, "forward": forward, "calibration": calibration, "transfers": 3}
+    runs = []
+    for name, extra in (("one", []), ("shards", ["--transfers-per-job", "2"])):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        out = tmp_path / name
+        args = ["compare", "--config", str(tmp_path / f"{name}.yaml"), "--out", str(out)]
+        result = CliRunner().invoke(cli, [*args, "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads((out / "results.json").read_text())["jobs"])
+    one, shards = runs
+    assert [r["method"] for r in one] == ["standard", "standard-calibrated"]
+    for a, b in zip(one, shards, strict=True):
+        assert a["per_chip"] == b["per_chip"]
+    assert one[1]["metrics"]["accuracy"]["mean"] > one[0]["metrics"]["accuracy"]["mean"]
+
+
+def test_calibrations_the_forward_cannot_serve_are_refused():
+    sliced = {**CONFIG, "forward": {"bits_per_slice": 2, "weight_slices": 2}}
+    with pytest.raises(NoiseproofError, match="bit-sliced weights"):
+        ExperimentConfig.parse(sliced)
+    ranges = {**CONFIG, "calibration": {"params": ["gain", "input_range"]}}
+    with pytest.raises(NoiseproofError, match="input_range re-calibrates forward.input_range"):
+        ExperimentConfig.parse(ranges)
     with pytest.raises(NoiseproofError, match="unknown parameter 'range'"):
         ExperimentConfig.parse({**CONFIG, "calibration": {"params": ["gain", "range"]}})

@@ -25,20 +25,22 @@ that many full-batch Adam steps on the task loss move only the re-fitted digital
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import layer_names
+from noiseproof.analog import AnalogForward, analog_forward, layer_names
+from noiseproof.analog_ranges import calibrate_ranges
 from noiseproof.calibration.columns import (
     corrected,
     fit_columns,
     per_channel,
     shaped,
 )
-from noiseproof.calibration.settings import CalibrationConfig
+from noiseproof.calibration.settings import NO_RANGES, CalibrationConfig, calibrated_ranges
 from noiseproof.chip import Params, forward
 from noiseproof.inputs import Inputs, count
 from noiseproof.modes import evaluating
@@ -49,26 +51,102 @@ NORMS = (*BATCH_NORMS, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclass(frozen=True)
+class ChipEffects:
+    """The analog forward a chip computes through (noiseproof.analog): the effects (with their
+    input/ADC ranges attached), the conductance window of IR drop (None without it) and the
+    generator its output noise is drawn from, in call order."""
+
+    effects: AnalogForward
+    generator: torch.Generator
+    window: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class Calibration:
     """What calibration re-fitted for one chip.
 
     columns: on-chip MVM layer name -> (gain [C], offset [C]), the digital correction after its
     read-out (noiseproof.calibration.columns.corrected); state: re-fitted digital tensors by
     their full names (BatchNorm running statistics, norm affine weights and biases), standing
-    in for the model's own.
+    in for the model's own; forward: the analog effects the chip was calibrated under, with
+    its re-calibrated input/ADC ranges (`input_range`), or None (no analog forward).
     """
 
     columns: dict[str, tuple[Tensor, Tensor]]
     state: dict[str, Tensor]
+    forward: AnalogForward | None = None
+
+
+@contextmanager
+def chip_forward(
+    model: nn.Module, names: Sequence[str], analog: ChipEffects | None
+) -> Iterator[None]:
+    """Within the block the on-chip MVM layers (their `weight` among `names`) compute through
+    `analog` (noiseproof.analog.analog_forward); no effect with None."""
+    if analog is None:
+        yield
+        return
+    with analog_forward(model, names, analog.effects, analog.generator, analog.window):
+        yield
+
+
+@contextmanager
+def applied(
+    model: nn.Module,
+    names: Sequence[str],
+    calibration: Calibration,
+    analog: ChipEffects | None = None,
+) -> Iterator[None]:
+    """Within the block, forwards of `model` (through a chip's tensors) compute the calibrated
+    chip: the analog effects of `analog` with the calibration's ranges (when it calibrated
+    them), then the per-column correction after each on-chip MVM layer, after the read-out."""
+    if analog is not None and calibration.forward is not None:
+        analog = ChipEffects(calibration.forward, analog.generator, analog.window)
+    with chip_forward(model, names, analog), corrected(model, calibration.columns):
+        yield
 
 
 def calibrated_forward(
-    model: nn.Module, chip: Mapping[str, Tensor], calibration: Calibration, x: Inputs
+    model: nn.Module,
+    chip: Mapping[str, Tensor],
+    calibration: Calibration,
+    x: Inputs,
+    analog: ChipEffects | None = None,
 ) -> Tensor:
     """The outputs of the calibrated chip on `x`: `chip`'s on-chip tensors, the calibration's
-    digital tensors, its per-column correction after each on-chip MVM layer."""
-    with corrected(model, calibration.columns):
+    digital tensors, its per-column correction after each on-chip MVM layer (`applied`)."""
+    with applied(model, list(chip), calibration, analog):
         return forward(model, {**calibration.state, **chip}, x)
+
+
+def _chip_effects(
+    model: nn.Module,
+    chip: Mapping[str, Tensor],
+    x: Inputs,
+    params: tuple[str, ...],
+    analog: ChipEffects | None,
+) -> ChipEffects | None:
+    """The analog forward the chip is calibrated under: `analog`'s, its calibrated input and
+    ADC ranges re-calibrated on the chip's own weights with `input_range`
+    (noiseproof.analog_ranges.calibrate_ranges on the calibration inputs); None without
+    effects in the forward."""
+    effects = None if analog is None else analog.effects
+    if "input_range" in params and not calibrated_ranges(effects):
+        raise ValueError(f"params: {NO_RANGES}")
+    if effects is None or not effects.in_the_forward:
+        return None
+    if "input_range" in params:
+        ranges = calibrate_ranges(
+            model,
+            list(chip),
+            effects,
+            x,
+            params=dict(chip),
+            ranges=effects.ranges,
+            window=analog.window,
+        )
+        effects = effects.with_ranges(ranges)
+    return ChipEffects(effects, analog.generator, analog.window)
 
 
 def _stand_ins(
@@ -100,11 +178,14 @@ def calibrate_chip(
     y: Tensor,
     settings: CalibrationConfig,
     task: Task,
+    analog: ChipEffects | None = None,
 ) -> Calibration:
     """Re-fit the digital parameters `settings.params` of the chip whose on-chip tensors are
     `chip` (the same names as `clean`, the programmed targets) on calibration inputs x with
-    targets y (module docstring). The model itself is not modified. Deterministic: the same
-    arguments give the same calibration."""
+    targets y (module docstring). analog: the analog forward the chip computes through (its
+    output noise drawn from analog.generator); the clean targets are the digital network's.
+    The model itself is not modified. Deterministic: the same arguments (the generator in
+    the same state) give the same calibration."""
     if not isinstance(settings, CalibrationConfig):
         raise TypeError(f"settings must be a CalibrationConfig, got {type(settings).__name__}")
     if set(chip) != set(clean):
@@ -122,16 +203,18 @@ def calibrate_chip(
     inputs = {("in", n): modules[n] for n in stats}
     chip = {n: t.detach() for n, t in chip.items()}
     with torch.no_grad(), evaluating(model):
+        effects = _chip_effects(model, chip, x, params, analog)
         targets, calls = _record(model, dict(clean), x, outputs, inputs)
         fitter = _Fitter(mvm, affine, state, targets, "gain" in params, "bias" in params)
+        fitter.analog = effects
         order = list(calls)
         once = all(n == 1 for n in calls.values())
         groups = [order] if once else [[key] for key in order]
         for group in groups:
             fitter.run(model, chip, x, outputs, inputs, group, inline=once)
-    calibration = Calibration(fitter.columns, state)
+    calibration = Calibration(fitter.columns, state, None if effects is None else effects.effects)
     if settings.steps:
-        calibration = _descend(model, chip, calibration, x, y, settings, task)
+        calibration = _descend(model, chip, calibration, x, y, settings, task, effects)
     return calibration
 
 
@@ -182,6 +265,7 @@ class _Fitter:
         self.mvm, self.affine, self.state, self.targets = mvm, affine, state, targets
         self.gain, self.offset = gain, offset
         self.columns: dict[str, tuple[Tensor, Tensor]] = {}
+        self.analog: ChipEffects | None = None
 
     def run(
         self,
@@ -218,13 +302,14 @@ class _Fitter:
 
             return hook
 
-        handles = [m.register_forward_pre_hook(before(k)) for k, m in inputs.items()]
-        handles += [m.register_forward_hook(after(k)) for k, m in outputs.items()]
-        try:
-            forward(model, {**self.state, **chip}, x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        with chip_forward(model, list(chip), self.analog):  # its hooks first: ours see the ADC
+            handles = [m.register_forward_pre_hook(before(k)) for k, m in inputs.items()]
+            handles += [m.register_forward_hook(after(k)) for k, m in outputs.items()]
+            try:
+                forward(model, {**self.state, **chip}, x)
+            finally:
+                for handle in handles:
+                    handle.remove()
         if not inline:
             modules = {**inputs, **outputs}
             for key in group:
@@ -275,6 +360,7 @@ def _descend(
     y: Tensor,
     settings: CalibrationConfig,
     task: Task,
+    analog: ChipEffects | None,
 ) -> Calibration:
     """`settings.steps` full-batch Adam steps (Kingma & Ba 2015) on the task loss over the
     re-fitted digital parameters alone: the column gains (`gain`), offsets (`bias`) and norm
@@ -299,10 +385,12 @@ def _descend(
     with evaluating(model), torch.enable_grad():
         for _ in range(settings.steps):
             optimizer.zero_grad()
-            loss = task.loss(calibrated_forward(model, chip, Calibration(columns, state), x), y)
+            now = Calibration(columns, state, calibration.forward)
+            loss = task.loss(calibrated_forward(model, chip, now, x, analog), y)
             loss.backward()
             optimizer.step()
     return Calibration(
         {name: (g.detach(), b.detach()) for name, (g, b) in columns.items()},
         {name: t.detach() for name, t in state.items()},
+        calibration.forward,
     )

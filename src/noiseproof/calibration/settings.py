@@ -3,15 +3,20 @@ with how many gradient steps after the closed-form fit (noiseproof.calibration.f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PARAMS = ("gain", "bias", "norm", "affine")
+if TYPE_CHECKING:
+    from noiseproof.analog import AnalogForward
+
+PARAMS = ("gain", "bias", "norm", "affine", "input_range")
 """What calibration may re-fit: `gain` a digital gain per output column of every on-chip MVM
 layer (the ADC gain), `bias` a digital offset per output column, `norm` the BatchNorm running
 statistics (re-estimated on the chip, AdaBN), `affine` the BatchNorm/LayerNorm/GroupNorm
-per-channel affine (weight, bias)."""
+per-channel affine (weight, bias), `input_range` the calibrated input and ADC ranges of the
+analog forward (`forward.input_range` / `forward.adc_range` mode calibrated), re-calibrated on
+the chip's own weights."""
 
 DEFAULT_PARAMS = ("gain", "bias")
 """Measured by benchmarks/calibration_params.py (docs/calibration.md): on PCM chips read a day
@@ -48,3 +53,27 @@ class CalibrationConfig(BaseModel):
                 raise ValueError(f"unknown parameter {unknown[0]!r}: choose from {list(PARAMS)}")
             return tuple(dict.fromkeys(names))
         return value
+
+
+def check_calibration(settings: CalibrationConfig, forward: AnalogForward | None) -> None:
+    """ValueError (one line) for a calibration the run's analog `forward` cannot serve: bit-
+    sliced weights (their chips are drawn slice by slice, not yet calibrated), or
+    `input_range` without a calibrated input or ADC range to re-fit."""
+    if forward is not None and forward.slicing is not None:
+        raise ValueError(
+            "calibration: chips with bit-sliced weights (forward.bits_per_slice) are not "
+            "calibrated yet: remove one of them"
+        )
+    if "input_range" in settings.params and not calibrated_ranges(forward):
+        raise ValueError(f"calibration.params: {NO_RANGES}")
+
+
+NO_RANGES = (
+    "input_range re-calibrates forward.input_range or forward.adc_range with mode calibrated, "
+    "and the forward has neither"
+)
+
+
+def calibrated_ranges(forward: AnalogForward | None) -> bool:
+    """Whether `forward` calibrates its input or ADC ranges (what `input_range` re-fits)."""
+    return forward is not None and (forward.input_mode == "calibrated" or forward.adc_calibrated)

@@ -113,8 +113,12 @@ def run_calibration(
     config: Any, checkpoint: str, index: int | None, readback: str | None, out: Path
 ) -> None:
     """Draw or read the chip, calibrate it, print the table, save the checkpoint."""
-    from noiseproof.calibration.chips import calibrated_module, drawn_chip
-    from noiseproof.calibration.fit import calibrate_chip
+    import torch
+
+    from noiseproof.analog import ir_drop_window
+    from noiseproof.analog_ranges import evaluation_forward
+    from noiseproof.calibration.chips import calibrated_module, chip_stream
+    from noiseproof.calibration.fit import ChipEffects, applied, calibrate_chip, chip_forward
     from noiseproof.calibration.readback import readback_chip
     from noiseproof.calibration.settings import CalibrationConfig
     from noiseproof.calibration.split import calibration_split
@@ -126,6 +130,7 @@ def run_calibration(
     from noiseproof.experiments.jobs import run_task
     from noiseproof.experiments.results import is_percent, show, text_table
     from noiseproof.restore import model_from_checkpoint
+    from noiseproof.seeding import derive_seed
     from noiseproof.training.checkpoints import check_fits, load_checkpoint, save_checkpoint
 
     settings = config.calibration or CalibrationConfig()
@@ -137,6 +142,8 @@ def run_calibration(
     task = run_task(config, data)
     seed = config.seeds[0]
     clean = {n: t.to(device) for n, t in detached(chip_params(model, config.chip)).items()}
+    entry = config.noise[0]
+    noise = entry.model.with_level(config.levels_of(entry)[0])
     try:
         x, y = calibration_split(data, settings.examples, seed)
         if readback is not None:
@@ -144,22 +151,41 @@ def run_calibration(
             chip = readback_chip(readback, model, config.chip)
             source: dict[str, Any] = {"readback": str(Path(readback).resolve())}
             source["manifest_sha256"] = file_digest(Path(readback) / "manifest.json")
+            base, index = derive_seed(seed, "readback"), 0
         else:
-            entry = config.noise[0]
-            noise = entry.model.with_level(config.levels_of(entry)[0])
-            chip = drawn_chip(noise, clean, seed, entry.label, index)
+            stream = chip_stream(noise, clean, seed, entry.label)
+            chip = {name: t.clone() for name, t in stream.chip(index).items()}
             source = {"noise": noise.spec(), "noise_label": entry.label, "level": noise.level}
             source.update(seed=seed, chip=index)
+            base = stream.seed
+        window = ir_drop_window(config.forward, noise)
+        analog = evaluation_forward(  # its calibrated ranges from the digital network, if any
+            config.forward,
+            model,
+            list(clean),
+            data.example(config.forward.calibration_examples) if config.forward else None,
+            meta.get("analog_ranges"),
+            window,
+        )
     except ValueError as error:
         raise NoiseproofError(str(error)) from None
-    calibration = calibrate_chip(model, clean, chip, x, y, settings, task)
+
+    def effects(use: str) -> ChipEffects | None:
+        """The chip's analog forward, output noise from (base seed, `use`, chip): what
+        `evaluate` draws for a simulated chip k with use 'forward'."""
+        if analog is None or not analog.in_the_forward:
+            return None
+        gen = torch.Generator(device=device).manual_seed(derive_seed(base, use, index))
+        return ChipEffects(analog, gen, window)
+
+    calibration = calibrate_chip(model, clean, chip, x, y, settings, task, effects("calibration"))
     calibrated = calibrated_module(model, chip, calibration)
     test = (data.x_test, data.y_test, task, config.eval_batch_size)
-    results = {
-        "clean": clean_metrics(model, *test),
-        "chip": clean_metrics(model, *test, params=chip),
-        "calibrated": clean_metrics(calibrated, *test),
-    }
+    with chip_forward(model, list(clean), effects("forward")):
+        tested_chip = clean_metrics(model, *test, params=chip)
+    with applied(model, list(clean), calibration, effects("forward")):
+        tested = clean_metrics(model, *test, params={**calibration.state, **chip})
+    results = {"clean": clean_metrics(model, *test), "chip": tested_chip, "calibrated": tested}
     label = f"{checkpoint_label(meta)}-calibrated"
     record = {
         "settings": settings.model_dump(mode="json"),
@@ -168,6 +194,8 @@ def run_calibration(
         "split": {"from": "train", "examples": settings.examples, "seed": seed},
         "test": results,
     }
+    if calibration.forward is not None and calibration.forward.ranges is not None:
+        record["analog_ranges"] = calibration.forward.ranges.to_dict()
     spec = meta["model"]
     if calibration.columns:
         spec = {"name": "calibrated", "base": spec, "layers": list(calibration.columns)}

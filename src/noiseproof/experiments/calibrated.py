@@ -20,20 +20,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from noiseproof.analog import ir_drop_window
 from noiseproof.calibration.chips import chip_stream
-from noiseproof.calibration.fit import calibrate_chip, calibrated_forward
+from noiseproof.calibration.fit import ChipEffects, applied, calibrate_chip
 from noiseproof.calibration.settings import CalibrationConfig
 from noiseproof.calibration.split import calibration_split
-from noiseproof.chip import chip_params, detached
+from noiseproof.chip import chip_params, detached, forward
 from noiseproof.data.base import Dataset
 from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
+from noiseproof.evaluation.chipstream import ChipStream
 from noiseproof.evaluation.transfers import TransferResult
 from noiseproof.evaluation.vectorised import outcomes
 from noiseproof.inputs import to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast
+from noiseproof.seeding import derive_seed
 from noiseproof.settings import RunSettings
 from noiseproof.tasks import Task
 
@@ -56,7 +59,10 @@ def calibrated_transfers(
 ) -> TransferResult:
     """The task's outcomes on the test split of chips [first_chip, first_chip + chips) of the
     run (seed, noise_label, noise.level), each calibrated on its own draw (module docstring),
-    tested in batches of `settings.eval_batch_size` under `settings.eval_precision`."""
+    tested in batches of `settings.eval_batch_size` under `settings.eval_precision`. Under
+    `settings.analog` (with its ranges attached) chip k is calibrated with output noise drawn
+    from (base seed, 'calibration', k) and tested with the stream the uncalibrated chip k is
+    tested with (base seed, 'forward', k; noiseproof.evaluation.transfers)."""
     device = model_device(model)
     picked = detached(chip_params(model, settings.selection))
     clean = {name: t.to(device) for name, t in picked.items()}
@@ -67,13 +73,31 @@ def calibrated_transfers(
         raise NoiseproofError(f"calibration: {error}") from None
     x_cal, y_cal = to(x_cal, device), y_cal.to(device)
     x, y = to(data.x_test, device), data.y_test.to(device)
+    analog = settings.analog if settings.analog and settings.analog.in_the_forward else None
+    window = ir_drop_window(analog, noise)
+
+    def effects(stream: ChipStream, k: int, use: str) -> ChipEffects | None:
+        """Chip k's analog forward, its output noise drawn from (base seed, `use`, k)."""
+        if analog is None:
+            return None
+        gen = torch.Generator(device=device).manual_seed(derive_seed(stream.seed, use, k))
+        return ChipEffects(analog, gen, window)
+
     sums, counts = [], None
     for k in range(first_chip, first_chip + chips):
         chip = stream.chip(k)
-        fitted = calibrate_chip(model, clean, chip, x_cal, y_cal, calibration, task)
-        with torch.no_grad(), evaluating(model), autocast(device, settings.eval_precision):
+        fitted = calibrate_chip(
+            model, clean, chip, x_cal, y_cal, calibration, task, effects(stream, k, "calibration")
+        )
+        tested = effects(stream, k, "forward")  # the uncalibrated chip's output noise stream
+        with (
+            torch.no_grad(),
+            evaluating(model),
+            autocast(device, settings.eval_precision),
+            applied(model, list(clean), fitted, tested),
+        ):
             part, hits = outcomes(
-                lambda xs, chip=chip, fitted=fitted: calibrated_forward(model, chip, fitted, xs),
+                lambda xs, chip=chip, fitted=fitted: forward(model, {**fitted.state, **chip}, xs),
                 x,
                 y,
                 settings.eval_batch_size,

@@ -366,6 +366,14 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
     task = load_task(run)
     settings = run.settings.replace(task=task)
     started = time.perf_counter()
+    analog = evaluation_forward(  # with its learned or calibrated ranges, if any
+        config.forward,
+        model,
+        list(chip_params(model, config.chip)),
+        data.example(config.forward.calibration_examples) if config.forward else None,
+        needed["training"].get("analog_ranges"),
+        ir_drop_window(config.forward, noise),
+    )
     result = evaluate_chips(
         model,
         data,
@@ -375,14 +383,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
         noise_label=job.noise,
         settings=settings,
         first_chip=job.first_chip,
-        analog=evaluation_forward(  # with its learned or calibrated ranges, if any
-            config.forward,
-            model,
-            list(chip_params(model, config.chip)),
-            data.example(config.forward.calibration_examples) if config.forward else None,
-            needed["training"].get("analog_ranges"),
-            ir_drop_window(config.forward, noise),
-        ),
+        analog=analog,
     )
     clean = clean_metrics(
         model,
@@ -404,7 +405,7 @@ def run_evaluation(job: EvalJob, needed: dict[str, Any], run: GridRun) -> dict[s
             noise_label=job.noise,
             first_chip=job.first_chip,
             chips=job.chips,
-            settings=settings,
+            settings=settings.replace(analog=analog),
             task=task,
         )
     hidden = ("history", "method", "inputs", "checkpoint", "cost_estimate")
