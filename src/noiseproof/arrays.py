@@ -60,7 +60,7 @@ def array_groups(params: Mapping[str, Tensor], placement: Placement) -> list[tup
         raise ValueError(f"placement must be one of {list(PLACEMENTS)}, got {placement!r}")
     joined = layer_biases(params) if placement == "joined" else {}
     attached = set(joined.values())
-    groups = []
+    groups: list[tuple[str, ...]] = []
     for name, tensor in params.items():
         if not tensor.numel() or name in attached or (placement == "digital" and is_bias(name)):
             continue

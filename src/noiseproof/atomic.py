@@ -50,7 +50,7 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call `write(handle)` on a temp file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def remove_stale_temps(folder: str | Path, names: Iterable[str] | None = None) -
     other process can be writing there (holding the folder's lock). Returns what was removed.
     """
     folder, wanted = Path(folder), None if names is None else set(names)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():

@@ -59,7 +59,7 @@ def call_arguments(x: Inputs) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
 
 def shapes(x: Inputs) -> Any:
     """Per-example shape: a tuple of ints for one tensor, else a tuple/dict of such tuples."""
-    per_example = [tuple(t.shape[1:]) for t in leaves(x)]
+    per_example: list[Any] = [tuple(t.shape[1:]) for t in leaves(x)]
     return per_example[0] if isinstance(x, Tensor) else rebuild(x, per_example)
 
 

@@ -135,8 +135,9 @@ def used_plugins(*components: Any, dataset: str | Mapping[str, Any] | None = Non
     for component in components:
         walk(component)
     name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
-    if isinstance(name, str) and provider_of("dataset", name):
-        found.add(provider_of("dataset", name))
+    provider = provider_of("dataset", name) if isinstance(name, str) else None
+    if provider:
+        found.add(provider)
     return sorted(found)
 
 

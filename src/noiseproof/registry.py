@@ -65,9 +65,10 @@ class Registry(Generic[T]):
         def add(cls: type[T]) -> type[T]:
             if name in self._classes:
                 raise ValueError(f"{self.kind} '{name}' registered twice")
-            cls.registered_name = name
-            cls.registered_plugin = plugins.provider(cls)
-            plugins.record(self.kind, name, cls.registered_plugin)
+            component: Any = cls  # the class attributes every registered component gets
+            component.registered_name = name
+            component.registered_plugin = plugins.provider(cls)
+            plugins.record(self.kind, name, component.registered_plugin)
             self._classes[name] = cls
             return cls
 
@@ -91,7 +92,7 @@ class Registry(Generic[T]):
     def create(self, spec: str | Mapping[str, Any] | T) -> T:
         """Build a component from a name, a {'name': ..., **params} mapping, or pass one through."""
         if isinstance(spec, BaseModel):
-            return spec  # type: ignore[return-value]
+            return spec
         if isinstance(spec, str):
             spec = {"name": spec}
         if not isinstance(spec, Mapping) or "name" not in spec:

@@ -31,7 +31,7 @@ def model_from_checkpoint(
     input_shape = tuple(meta["input_shape"])
     model = models.create(meta["model"]).create(input_shape, meta["num_outputs"])
     if meta.get("finish"):
-        method = methods.create(meta.get("method"))
+        method = methods.create(meta["method"])
         model = method.restore(model, meta["finish"], input_shape=input_shape)
     try:
         model.load_state_dict(state)

@@ -45,7 +45,8 @@ def load_trained(
     from noiseproof.restore import model_from_checkpoint
     from noiseproof.training.checkpoints import check_fits, load_checkpoint
 
-    loaded, digests = [], []
+    loaded: list[tuple[str, Any, dict[str, Any]]] = []
+    digests: list[str] = []
     for path in checkpoints:
         state, meta = load_checkpoint(path)
         label = checkpoint_label(meta)
@@ -142,7 +143,8 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
     records = []
     for label, model, meta in loaded:
         settings = {"attack": config.model_dump(mode="json"), "seed": opts["seed"]}
-        inputs = analysis_inputs(*meta["provenance"], {**settings, "chip": meta["chip"]})
+        digest, fingerprint = meta["provenance"]
+        inputs = analysis_inputs(digest, fingerprint, {**settings, "chip": meta["chip"]})
         for record in targeted_attack(
             model,
             data.x_test,

@@ -72,10 +72,10 @@ def command(checkpoints: tuple[str, ...], **opts: Any) -> None:
         for label, model, meta in loaded
     }
     named = {"landscape": config.model_dump(mode="json"), "seed": opts["seed"]}
-    inputs = {
-        label: analysis_inputs(*meta["provenance"], {**named, "chip": meta["chip"]})
-        for label, _, meta in loaded
-    }
+    inputs: dict[str, dict[str, str]] = {}
+    for label, _, meta in loaded:
+        digest, fingerprint = meta["provenance"]
+        inputs[label] = analysis_inputs(digest, fingerprint, {**named, "chip": meta["chip"]})
     out = Path(opts["out"])
     write_json_atomic(
         out / "landscape.json",

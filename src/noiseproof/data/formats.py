@@ -13,7 +13,7 @@ import pickle
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ IGNORE_INDEX = -100  # as noiseproof.data.targets (this module imports nothing o
 GZIP_MAGIC = b"\x1f\x8b"
 
 # IDX type codes (LeCun et al., "THE MNIST DATABASE" file format): values are big-endian.
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -73,7 +73,7 @@ def open_binary(path: str | Path) -> BinaryIO:
     try:
         with path.open("rb") as file:
             magic = file.read(2)
-        return gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")
+        return cast(BinaryIO, gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb"))
     except OSError as error:
         raise fail(path, f"cannot open ({reason(error)})") from None
 

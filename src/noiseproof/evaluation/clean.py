@@ -40,9 +40,10 @@ def clean_metrics(
     x, y = to(x, device), y.to(device)
     sums = None
     with evaluating(model), autocast(device, precision), global_rng(seed, "clean", device=device):
-        for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+        for xs, ys in zip(split(x, batch_size), y.split(batch_size), strict=True):
             part = task.sums(forward(model, params, xs), ys)
             sums = part if sums is None else sums + part
+    assert sums is not None, "y holds no examples"  # callers check (x, y) first
     return {name: float(value) for name, value in task.chip_metrics(sums.cpu()).items()}
 
 

@@ -103,6 +103,7 @@ def loss_and_metric(
             loss += task.loss(outputs, ys).to(dtype) * len(ys)
             part = task.sums(outputs, ys)
             sums = part if sums is None else sums + part
+    assert sums is not None, "y holds no examples"  # callers check (x, y) first
     metric = task.chip_metrics(sums.cpu())[task.primary.name]
     return float(loss) / len(y), float(metric)
 

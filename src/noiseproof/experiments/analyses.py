@@ -148,7 +148,7 @@ def write_analyses(
             )
         )
     if landscapes:
-        first_seed = {}
+        first_seed: dict[str, dict[str, Any]] = {}
         for record in landscapes:
             first_seed.setdefault(record["method"], record)
         png = landscape_plot(first_seed, out / "landscape.png")

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict
 from torch import nn
@@ -108,7 +108,7 @@ class CompareResults:
         level: float,
         *,
         within: float | None = None,
-        by: str = "mean",
+        by: Literal["mean", "worst"] = "mean",
         max_train_cost: float | None = None,
         confidence: float = 0.95,
     ) -> dict[str, Any]:

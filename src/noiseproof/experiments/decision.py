@@ -61,7 +61,7 @@ def compare_level(
         / len(rs)
         for m, rs in by_method.items()
     }
-    best = (max if higher else min)(value, key=value.get)
+    best = (max if higher else min)(value, key=value.__getitem__)
     chips = {m: chip_values(rs, metric) for m, rs in by_method.items()}
     rows = []
     for method, records in by_method.items():

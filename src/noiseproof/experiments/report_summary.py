@@ -65,6 +65,7 @@ def cost_rows(trainings: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
 def mean_cost(costs: Sequence[dict[str, Any]], key: str, spec: str) -> str:
     """The mean of one cost entry over trainings, formatted; 'n/a' where one lacks it."""
     values = [c.get(key) for c in costs]
-    if any(v is None for v in values):
+    numbers = [float(v) for v in values if v is not None]
+    if len(numbers) < len(values):
         return "n/a"
-    return format(sum(float(v) for v in values) / len(values), spec)
+    return format(sum(numbers) / len(numbers), spec)

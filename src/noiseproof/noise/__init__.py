@@ -1,12 +1,15 @@
 """Noise models: one chip's parameter non-idealities, registered by name."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from noiseproof.noise.base import NoiseModel, PerTensorNoise, noise_models
 from noiseproof.registry import import_modules
 
 import_modules(__name__, __path__)  # every module registers its noise models
 
 
-def create_noise(spec) -> NoiseModel:
+def create_noise(spec: str | Mapping[str, Any] | NoiseModel) -> NoiseModel:
     """A noise model from a name, a {'name': ..., **params} mapping, or a NoiseModel.
 
     >>> import torch, noiseproof as nf

@@ -50,7 +50,7 @@ def _physical(draw: Callable, faults: bool) -> Callable:
         return draw
 
     @functools.wraps(draw)
-    def kept(self: NoiseModel, params: Params, generator: torch.Generator):  # noqa: ANN202
+    def kept(self: NoiseModel, params: Params, generator: torch.Generator) -> Any:
         check_sample_arguments(params, generator)
         out = draw(self, params, generator)
         return (limit_all(out[0]), out[1]) if faults else limit_all(out)
@@ -80,7 +80,7 @@ class NoiseModel(BaseModel):
     registered_name: ClassVar[str] = ""
     level_field: ClassVar[str] = ""
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap the subclass's own concrete `sample`/`sample_with_faults` in `_physical`."""
         super().__init_subclass__(**kwargs)
         for method, faults in (("sample", False), ("sample_with_faults", True)):

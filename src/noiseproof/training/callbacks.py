@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ class TensorBoardLogger(Callback):
             self.writer = None
 
 
-LOGGERS = {
+LOGGERS: dict[str, Callable[[Path], Callback]] = {
     "csv": lambda folder: CSVLogger(folder / "history.csv"),
     "tensorboard": TensorBoardLogger,
 }

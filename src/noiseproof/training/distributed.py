@@ -159,9 +159,9 @@ def wrap(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     """
     ids = [device.index] if device.type == "cuda" else None
     wrapper = DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
-    wrapper.forwards_with_grad = 0
+    wrapper.forwards_with_grad = 0  # type: ignore[assignment]  # our counter on the wrapper
 
-    def count(module: nn.Module, args: Any) -> None:
+    def count(module: Any, args: Any) -> None:
         if torch.is_grad_enabled():
             module.forwards_with_grad += 1
 
@@ -169,7 +169,7 @@ def wrap(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     return wrapper
 
 
-def forwards_with_grad(wrapper: nn.Module) -> int:
+def forwards_with_grad(wrapper: Any) -> int:
     """How many forwards with gradients were made through a `wrap`ped model so far (a step
     whose loss made none would not average its gradients: the trainer refuses it)."""
     return wrapper.forwards_with_grad
