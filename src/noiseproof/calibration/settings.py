@@ -22,8 +22,9 @@ DEFAULT_PARAMS = ("gain", "bias")
 """Measured by benchmarks/calibration_params.py (docs/calibration.md): on PCM chips read a day
 and a year after programming, gain and bias together recover most of the accuracy (a digits
 ResNet-20 from 9 % to 88-91 %, an MLP to its clean accuracy); norm (AdaBN) made no chip
-better there, affine changed nothing after gain and bias, and 20 gradient steps added at most
-1.3 points at several times the cost."""
+better there, affine changed nothing after gain and bias, 20 gradient steps added at most
+1.3 points at several times the cost, and input_range (under an analog forward) changed
+nothing beyond the chip-to-chip spread."""
 
 
 class CalibrationConfig(BaseModel):
