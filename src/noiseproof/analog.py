@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol, Self
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 import torch
 from pydantic import (
@@ -117,12 +117,25 @@ class IRDrop(BaseModel):
         return parse_tile(self.tile)
 
 
-class InputRange(BaseModel):
+class _Range(BaseModel):
+    """A range given as a static `value` or set from data (`mode`): `forward.<key>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    key: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _value(self) -> Self:
+        if (self.mode == "static") != (self.value is not None):
+            raise ValueError(f"{self.key}.value is given with mode static, and only then")
+        return self
+
+
+class InputRange(_Range):
     """`forward.input_range`: the range r each on-chip layer's DAC spans, in place of the
     default noise management (r = max|x| per input vector). Inputs are clipped to [-r, r] and
     divided by r (module docstring); r is in the layer's own input units."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    key: ClassVar[str] = "input_range"
 
     mode: Literal["static", "learned", "calibrated"] = Field(
         ...,
@@ -148,18 +161,12 @@ class InputRange(BaseModel):
         99.995, gt=0, le=100, allow_inf_nan=False, description="calibrated: percentile of |x|"
     )
 
-    @model_validator(mode="after")
-    def _value(self) -> Self:
-        if (self.mode == "static") != (self.value is not None):
-            raise ValueError("input_range.value is given with mode static, and only then")
-        return self
 
-
-class AdcRange(BaseModel):
+class AdcRange(_Range):
     """`forward.adc_range` as a mapping: a static R, or R calibrated per layer or per output
     column from the calibration examples' outputs (a plain number is mode static)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    key: ClassVar[str] = "adc_range"
 
     mode: Literal["static", "calibrated"] = Field(..., description="static: `value`; calibrated")
     value: float | None = Field(
@@ -171,12 +178,6 @@ class AdcRange(BaseModel):
     percentile: float = Field(
         99.995, gt=0, le=100, allow_inf_nan=False, description="calibrated: percentile of |y|"
     )
-
-    @model_validator(mode="after")
-    def _value(self) -> Self:
-        if (self.mode == "static") != (self.value is not None):
-            raise ValueError("adc_range.value is given with mode static, and only then")
-        return self
 
 
 LATER_DEFAULTS = {
