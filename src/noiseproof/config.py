@@ -261,10 +261,10 @@ class ExperimentConfig(BaseModel):
                 ir_drop_window(self.forward, entry.model)  # one line naming the noise model
         if self.calibration is not None:
             check_calibration(self.calibration, self.forward)
-        for entry in self.methods:  # a method that cannot train in train.precision says so
-            entry.method.check_precision(self.train.precision)
+        for method in (entry.method for entry in self.methods):  # one that cannot train in
+            method.check_precision(self.train.precision)  # train.precision says so,
             if isinstance(self.task, Task):  # or the task (an inferred one: once data is loaded)
-                entry.method.check_task(self.task)
+                method.check_task(self.task)
         return self
 
     def levels_of(self, entry: NoiseEntry) -> tuple[float, ...]:

@@ -79,8 +79,8 @@ def channel_stats(setting: Any, x_train: Tensor | None) -> tuple[Tensor, Tensor]
         dims = [d for d in range(x_train.dim()) if d != 1]
         mean, std = x_train.mean(dim=dims), x_train.std(dim=dims)
         return mean, torch.where(std > 0, std, torch.ones_like(std))
-    mean, std = PRESETS[setting] if isinstance(setting, str) else (setting["mean"], setting["std"])
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    given = PRESETS[setting] if isinstance(setting, str) else (setting["mean"], setting["std"])
+    return torch.tensor(given[0], dtype=torch.float32), torch.tensor(given[1], dtype=torch.float32)
 
 
 def standardize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:

@@ -113,8 +113,12 @@ def connect(
     bound = timeout_s if joining else start_timeout_s
     deadline = time.monotonic() + bound
     if parsed is not None:
-        probe(*parsed, deadline, target)
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        probe(*parsed, deadline, str(target))  # parsed from `target`: a string
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
     what = f"joining the Ray cluster at {target}" if joining else "starting a local Ray instance"
     left = max(0.1, deadline - time.monotonic())
     bounded(lambda: ray.init(address=target, **kwargs), left, what)

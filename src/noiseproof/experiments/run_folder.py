@@ -180,7 +180,7 @@ class RunFolder:
         paths = [*sorted(self.jobs.glob("*.json")), *sorted(self.jobs.glob("shards/*.json"))]
         for path in [*paths, self.results_file]:
             try:
-                value = records.read_json(path) if path.is_file() else None
+                value: Any = records.read_json(path) if path.is_file() else None
             except NoiseproofError:
                 continue
             results = path == self.results_file and isinstance(value, dict)
@@ -240,9 +240,11 @@ class RunFolder:
         """NoiseproofError naming both checkpoints when an evaluation record in the folder is
         of another checkpoint than the one given for its method label. When the run evaluates
         one given checkpoint and nothing else (`evaluate`), a record of any label counts."""
-        only = next(iter(given.values())) if len(given) == 1 and set(labels) == set(given) else None
+        only: tuple[str, str] | None = None
+        if len(given) == 1 and set(labels) == set(given):
+            only = next(iter(given.values()))
         for path, record in self.evaluation_records():
-            mine = given.get(record.get("method"), only)
+            mine = given.get(record.get("method", ""), only)
             theirs = (record.get("inputs") or {}).get("checkpoint")
             if mine is None or theirs == mine[1]:
                 continue
