@@ -14,7 +14,13 @@ data instead of the BatchNorm prior; re-estimated normalisation statistics as Ad
 - `norm`: every BatchNorm's running mean and variance set to the mean and (unbiased) variance
   of its inputs on the chip (all positions of the calibration inputs);
 - `affine`: every BatchNorm / LayerNorm / GroupNorm's per-channel affine (weight w, bias c)
-  refitted the same way on its output, folded into it: w -> g w, c -> g c + b.
+  refitted the same way on its output, folded into it: w -> g w, c -> g c + b;
+- `input_range`: under an analog forward (noiseproof.analog) whose input or ADC ranges are
+  calibrated, those ranges calibrated again with the chip's weights
+  (noiseproof.analog_ranges.calibrate_ranges), before the fits above.
+
+Under an analog forward the chip's passes run through its DAC, ADC, output noise and IR drop
+(the fitted gains act after the read-out); the clean targets are the digital network's.
 
 When every re-fitted module is called once per forward, the whole sequence is one forward of
 the chip (each module fitted inside its own call, before the next one runs), plus one forward
@@ -205,8 +211,7 @@ def calibrate_chip(
     with torch.no_grad(), evaluating(model):
         effects = _chip_effects(model, chip, x, params, analog)
         targets, calls = _record(model, dict(clean), x, outputs, inputs)
-        fitter = _Fitter(mvm, affine, state, targets, "gain" in params, "bias" in params)
-        fitter.analog = effects
+        fitter = _Fitter(mvm, affine, state, targets, (params, effects))
         order = list(calls)
         once = all(n == 1 for n in calls.values())
         groups = [order] if once else [[key] for key in order]
@@ -259,13 +264,13 @@ class _Fitter:
         affine: dict[str, str],
         state: Params,
         targets: dict[tuple[str, str], list[Tensor]],
-        gain: bool,
-        offset: bool,
+        how: tuple[tuple[str, ...], ChipEffects | None],
     ) -> None:
+        """how: (the params re-fitted, the analog forward of the chip's passes or None)."""
         self.mvm, self.affine, self.state, self.targets = mvm, affine, state, targets
-        self.gain, self.offset = gain, offset
+        params, self.analog = how
+        self.gain, self.offset = "gain" in params, "bias" in params
         self.columns: dict[str, tuple[Tensor, Tensor]] = {}
-        self.analog: ChipEffects | None = None
 
     def run(
         self,
