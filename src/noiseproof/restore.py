@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from noiseproof.calibration.model import Calibrated
 from noiseproof.devices import resolve_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods import methods
@@ -26,13 +27,18 @@ def model_from_checkpoint(
     (None: the CPU, where `load_checkpoint` maps every tensor, whatever device wrote it).
 
     When training's method finished with a record (meta 'finish'), that method (meta 'method',
-    from the registry) rebuilds what it deployed around the model (`Method.restore`) first.
+    from the registry) rebuilds what it deployed around the model (`Method.restore`) first;
+    a calibrated chip (meta 'calibration' with its 'layers') gets its per-column corrections
+    (noiseproof.calibration.model.Calibrated).
     """
     input_shape = tuple(meta["input_shape"])
     model = models.create(meta["model"]).create(input_shape, meta["num_outputs"])
     if meta.get("finish"):
         method = methods.create(meta["method"])
         model = method.restore(model, meta["finish"], input_shape=input_shape)
+    layers = (meta.get("calibration") or {}).get("layers")
+    if layers:  # a calibrated chip (noiseproof calibrate): its per-column corrections
+        model = Calibrated(model, layers)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -1,7 +1,7 @@
 """A calibrated chip as a module: the user's model, holding that chip's programmed weights,
 with the digital gain and offset per output column that calibration fitted after each
-on-chip MVM layer (what `noiseproof calibrate` saves; noiseproof.models.calibrated builds it
-from a checkpoint).
+on-chip MVM layer (what `noiseproof calibrate` saves; noiseproof.restore rebuilds it from a
+checkpoint whose metadata's 'calibration' names its `layers`).
 
 Its tensors are 'base.<name>' (the model's own: the chip's weights, the re-fitted norm
 tensors) and 'columns.<i>.gain' / 'columns.<i>.offset' (digital, the i-th layer of

@@ -73,7 +73,7 @@ def command(checkpoint: str, **opts: Any) -> None:
 
     chip_options(opts)
     _, meta = load_checkpoint(checkpoint)
-    if meta.get("finish") or meta["model"].get("name") == "calibrated":
+    if meta.get("finish") or meta.get("calibration"):
         what = "is already calibrated" if meta.get("calibration") else "deploys a method's finish"
         raise NoiseproofError(f"checkpoint {checkpoint} {what}: calibrate a trained model")
     settings = {"examples": opts["examples"], "steps": opts["steps"]}
@@ -196,10 +196,8 @@ def run_calibration(
     }
     if calibration.forward is not None and calibration.forward.ranges is not None:
         record["analog_ranges"] = calibration.forward.ranges.to_dict()
-    spec = meta["model"]
-    if calibration.columns:
-        spec = {"name": "calibrated", "base": spec, "layers": list(calibration.columns)}
-    saved = {**meta, "model": spec, "label": label, "calibration": record}
+    record["layers"] = list(calibration.columns)  # rebuilt around the model on load
+    saved = {**meta, "label": label, "calibration": record}
     weights = {n: t.detach().cpu() for n, t in calibrated.state_dict().items()}
     save_checkpoint(out, weights, saved)
     metric = task.primary.name
