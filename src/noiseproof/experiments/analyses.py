@@ -28,10 +28,10 @@ from noiseproof.evaluation.landscape import flatness_rows, landscape_plot, loss_
 from noiseproof.experiments.provenance import analysis_inputs
 from noiseproof.experiments.records import dumps, read_record, strict_json
 from noiseproof.experiments.results import markdown_table, text_table
-from noiseproof.tasks import Task
 
 if TYPE_CHECKING:
     from noiseproof.experiments.run_folder import RunFolder
+    from noiseproof.settings import RunSettings
 
 
 def _cached(
@@ -59,13 +59,14 @@ def analyse_model(
     seed: int,
     folder: RunFolder | None,
     resume: bool,
-    task: Task | None = None,
     *,
+    settings: RunSettings,
     provenance: tuple[str, str, dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(attack records, landscape record or None) for one trained model, as the config asks,
-    measured by `task` (None: inferred from the test targets); each record saved where
-    `folder` (RunFolder.analysis) says, and reused under `resume` (None: kept in memory).
+    with the run's `settings` (chip selection, evaluation precision, task: None inferred from
+    the test targets); each record saved where `folder` (RunFolder.analysis) says, and reused
+    under `resume` (None: kept in memory).
 
     provenance: (checkpoint digest, data fingerprint, the training's config slice): each
     record names its `inputs` from them, and a saved one is reused only with the same."""
@@ -73,9 +74,9 @@ def analyse_model(
     attacks: list[dict[str, Any]] = []
     landscape = None
     if config.attack is not None:
-        settings = {"attack": config.attack.model_dump(mode="json"), "training": trained}
-        settings["eval_precision"] = config.eval_precision
-        inputs = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
+        asked = {"attack": config.attack.model_dump(mode="json"), "training": trained}
+        asked["eval_precision"] = settings.eval_precision
+        inputs = analysis_inputs(digest, fingerprint, {**asked, "seed": seed})
         attacks = _cached(
             folder.analysis("attack", label, seed) if folder is not None else None,
             resume,
@@ -88,16 +89,16 @@ def analyse_model(
                     data.y_test,
                     config.attack,
                     generator=torch.Generator().manual_seed(seed),
-                    selection=config.chip,
-                    precision=config.eval_precision,
-                    task=task,
+                    selection=settings.selection,
+                    precision=settings.eval_precision,
+                    task=settings.task,
                 )
             ],
         )
     if config.landscape is not None:
-        settings = {"landscape": config.landscape.model_dump(mode="json"), "training": trained}
-        settings["eval_precision"] = config.eval_precision
-        shape = analysis_inputs(digest, fingerprint, {**settings, "seed": seed})
+        asked = {"landscape": config.landscape.model_dump(mode="json"), "training": trained}
+        asked["eval_precision"] = settings.eval_precision
+        shape = analysis_inputs(digest, fingerprint, {**asked, "seed": seed})
         landscape = _cached(
             folder.analysis("landscape", label, seed) if folder is not None else None,
             resume,
@@ -112,9 +113,9 @@ def analyse_model(
                     data.y_test,
                     config.landscape,
                     generator=torch.Generator().manual_seed(seed),
-                    selection=config.chip,
-                    precision=config.eval_precision,
-                    task=task,
+                    selection=settings.selection,
+                    precision=settings.eval_precision,
+                    task=settings.task,
                 ),
             },
         )

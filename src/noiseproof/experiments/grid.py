@@ -333,7 +333,7 @@ def run_training(job: TrainJob, run: GridRun) -> dict[str, Any]:
             job.seed,
             folder,
             run.resume,
-            task,
+            settings=run.settings.replace(task=task),
             provenance=(digest, fingerprint(run), trained),
         )
     file = given or ckpt
