@@ -51,7 +51,8 @@ def chip_options(opts: dict[str, Any]) -> None:
 @click.option("--examples", type=int, help="Calibration examples (config calibration.examples).")
 @click.option(
     "--params",
-    help="What is re-fitted, comma-separated: gain, bias, norm, affine (calibration.params).",
+    help="What is re-fitted, comma-separated: gain, bias, norm, affine, input_range "
+    "(calibration.params).",
 )
 @click.option("--steps", type=int, help="Gradient steps after the fit (calibration.steps).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a key.")
