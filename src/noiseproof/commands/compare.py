@@ -64,11 +64,13 @@ def command(**opts: Any) -> None:
         click.echo(yaml.safe_dump(config.to_dict(), sort_keys=False), nl=False)
         return
     from noiseproof.experiments.compare import run_compare
+    from noiseproof.settings import RunSettings
     from noiseproof.training.distributed import check_divisible, process_group
 
     loggers, out = logger_names(opts["loggers"]), check_out(opts["out"])
+    settings = RunSettings.from_config(config)  # the device resolved once, for this rank
     # under torchrun: every rank trains each model with DDP, rank 0 evaluates and writes
-    click.get_current_context().with_resource(process_group(config.device))
+    click.get_current_context().with_resource(process_group(settings.device))
     check_divisible(config.train.batch_size)
     run_compare(
         config,
@@ -79,4 +81,5 @@ def command(**opts: Any) -> None:
         log=logs.info,
         show=click.echo,
         loggers=loggers,
+        settings=settings,
     )

@@ -56,10 +56,12 @@ def command(**opts: Any) -> None:
         raise NoiseproofError("train takes one method and one seed: use --method and --seed")
     entry, seed = config.methods[0], config.seeds[0]
     loggers = logger_names(opts["loggers"])
+    from noiseproof.settings import RunSettings
     from noiseproof.training.distributed import check_divisible, is_main, process_group
 
+    settings = RunSettings.from_config(config)  # the device resolved once, for this rank
     # under torchrun: join the process group (left when the command ends); only rank 0 writes
-    click.get_current_context().with_resource(process_group(config.device))
+    click.get_current_context().with_resource(process_group(settings.device))
     check_divisible(config.train.batch_size)
     main = is_main()
     data = config.dataset.load()
@@ -81,6 +83,7 @@ def command(**opts: Any) -> None:
         noise=config.noise[0].model,
         seed=seed,
         task=task,
+        settings=settings,
         progress=not opts["no_progress"],
         log=logs.info,
         callbacks=callbacks,

@@ -55,6 +55,7 @@ from noiseproof.experiments.run_folder import RunFolder
 from noiseproof.outputs import check_out
 from noiseproof.progress import progress_bar
 from noiseproof.restore import model_from_checkpoint
+from noiseproof.settings import RunSettings
 from noiseproof.tasks import Task
 from noiseproof.training.checkpoints import check_fits, load_checkpoint
 from noiseproof.training.distributed import is_distributed, is_main
@@ -84,6 +85,7 @@ def run_compare(
     show: Callable[[str], None] | None = None,
     loggers: Sequence[str] = (),
     trained: Callable[[str, int, nn.Module], None] | None = None,
+    settings: RunSettings | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the grid described by `config` into `out`; returns the results.json data.
 
@@ -98,6 +100,8 @@ def run_compare(
     method. log: progress and info lines; show: the results tables (default: `log`);
     loggers: --log names (csv, tensorboard) for every training, under out/logs/;
     trained: called with (method label, seed, model) once each model is trained or loaded.
+    settings: the run's settings when the caller already made them from `config`
+    (RunSettings.from_config; default: made here), so the device is resolved once.
     """
     folder = None if out is None else RunFolder(check_out(out))
     executor = make_executor(config, folder is None)
@@ -109,6 +113,7 @@ def run_compare(
         progress=progress and executor.in_process,
         loggers=tuple(loggers),
         keep_models=executor.in_process,
+        settings=settings,
     )
     if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
         if not executor.in_process:

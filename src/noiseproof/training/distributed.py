@@ -79,14 +79,15 @@ def process_group(device: Any = "auto") -> Iterator[bool]:
     when the block raises; outside torchrun, or when a group is already set up (its owner
     tears it down), a no-op yielding `is_distributed()`.
 
-    device: the device the job trains on ('auto', 'cpu', 'cuda', a torch.device...): it picks
-    the backend (NCCL for CUDA, gloo otherwise) and, on CUDA, makes cuda:LOCAL_RANK this
-    process's current device.
+    device: the device the job trains on: a spec ('auto', 'cpu', 'cuda'...), resolved here to
+    this process's device (cuda:LOCAL_RANK on CUDA), or a torch.device already resolved so
+    (noiseproof.settings.RunSettings.device). It picks the backend (NCCL for CUDA, gloo
+    otherwise) and, on CUDA, becomes this process's current device.
     """
     if not launched() or (dist.is_available() and dist.is_initialized()):
         yield is_distributed()
         return
-    chosen = rank_device(resolve_device(device, "device"))
+    chosen = device if isinstance(device, torch.device) else rank_device(resolve_device(device))
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     dist.init_process_group(backend=backend_for(chosen))
