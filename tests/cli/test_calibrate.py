@@ -240,14 +240,18 @@ def test_bad_arguments_are_one_line(checkpoint, tmp_path, args, message):
     assert message in result.output
 
 
-def test_a_calibration_split_overlapping_the_test_split_is_refused():
-    """A dataset whose test split repeats training examples: the draw would calibrate on test
-    examples, refused in one line."""
+def test_a_calibration_split_never_holds_test_examples(caplog):
+    """A dataset whose test split repeats training examples: the draw passes over them (a
+    warning says how many) and refuses, in one line, more examples than remain."""
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 3, generator=gen), torch.randint(0, 2, (40,), generator=gen)
     data = Dataset("overlap", x, y, x[:0], y[:0], x[:10], y[:10], 2)
-    with pytest.raises(ValueError, match="overlaps the test split"):
+    with pytest.raises(ValueError, match="holds 30 that are not also test examples"):
         calibration_split(data, 40, seed=0)
+    with caplog.at_level("WARNING", logger="noiseproof"):
+        cal_x, _ = calibration_split(data, 30, seed=0)
+    assert sorted(cal_x[:, 0].tolist()) == sorted(x[10:, 0].tolist())
+    assert "10 drawn training examples equal test examples" in caplog.text
     disjoint = Dataset("disjoint", x[10:], y[10:], x[:0], y[:0], x[:10], y[:10], 2)
     cal_x, _ = calibration_split(disjoint, 30, seed=0)
     assert sorted(cal_x[:, 0].tolist()) == sorted(x[10:, 0].tolist())

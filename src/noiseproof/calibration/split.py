@@ -4,6 +4,7 @@ examples."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import torch
 from torch import Tensor
@@ -12,14 +13,17 @@ from noiseproof.data.base import Dataset
 from noiseproof.inputs import Inputs, count, leaves, take
 from noiseproof.seeding import generator
 
+log = logging.getLogger(__name__)
+
 
 def calibration_split(data: Dataset, examples: int, seed: int) -> tuple[Inputs, Tensor]:
     """(x, y) of `examples` examples of `data`'s training split, a uniform draw without
     replacement that depends on `seed` only (torch.randperm on a CPU generator seeded by
-    (seed, 'calibration-split')), on the data's device. Disjoint from the test split by
-    construction; `check_disjoint` also refuses an example equal to a test example (a dataset
-    whose splits share examples). ValueError in one line for a streamed training split or
-    more examples than it holds."""
+    (seed, 'calibration-split')), on the data's device. Disjoint from the test split: a
+    training example equal (bit for bit) to a test example (datasets whose splits share
+    images) is passed over in the draw, with a warning saying how many; the draw is otherwise
+    the same. ValueError in one line for a streamed training split or more examples than it
+    holds (apart from such duplicates)."""
     if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
         raise ValueError(f"examples must be an integer >= 1, got {examples!r}")
     if data.streamed:
@@ -34,10 +38,28 @@ def calibration_split(data: Dataset, examples: int, seed: int) -> tuple[Inputs, 
             f"{data.name} holds {available}"
         )
     order = torch.randperm(available, generator=generator(seed, "calibration-split"))
-    index = order[:examples].to(data.y_train.device)
-    x, y = take(data.x_train, index), data.y_train[index]
-    check_disjoint(x, data.x_test)
-    return x, y
+    test = set(_rows(data.x_test)) if count(data.x_test) else set()
+    index, skipped, start = [], 0, 0
+    while len(index) < examples and start < available:  # in blocks: hashes only what it takes
+        block = order[start : start + 2 * (examples - len(index))]
+        start += len(block)
+        for i, row in zip(block.tolist(), _rows(take(data.x_train, block)), strict=True):
+            if row in test:
+                skipped += 1
+            elif len(index) < examples:
+                index.append(i)
+    if len(index) < examples:
+        raise ValueError(
+            f"examples: {examples} calibration examples asked, the training split of "
+            f"{data.name} holds {available - skipped} that are not also test examples"
+        )
+    if skipped:
+        log.warning(
+            f"calibration split: {skipped} drawn training examples equal test examples and "
+            "were passed over (the dataset's splits share them)"
+        )
+    picked = torch.tensor(index, dtype=torch.long, device=data.y_train.device)
+    return take(data.x_train, picked), data.y_train[picked]
 
 
 def _rows(x: Inputs) -> list[bytes]:
@@ -50,16 +72,3 @@ def _rows(x: Inputs) -> list[bytes]:
             digest.update(part[i].numpy().tobytes())
         digests.append(digest.digest())
     return digests
-
-
-def check_disjoint(x: Inputs, x_test: Inputs) -> None:
-    """ValueError (one line) when an example of `x` equals (bit for bit) an example of the test
-    split `x_test`: calibrating on test examples would overstate the calibrated accuracy."""
-    if not count(x_test):
-        return
-    shared = set(_rows(x)) & set(_rows(x_test))
-    if shared:
-        raise ValueError(
-            f"the calibration split overlaps the test split: {len(shared)} of its "
-            f"{count(x)} examples are test examples"
-        )
