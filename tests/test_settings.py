@@ -4,6 +4,7 @@ from friendly keyword arguments, passed down, giving the same numbers either way
 from __future__ import annotations
 
 import pickle
+import sys
 
 import pytest
 import torch
@@ -108,3 +109,25 @@ def test_compare_takes_settings_like_its_keywords():
     given = nf.compare(mlp(), data, **common, settings=settings)
     assert given.config == friendly.config
     assert given.jobs[0]["per_chip"] == friendly.jobs[0]["per_chip"]
+
+
+def test_a_compare_run_resolves_its_device_and_picks_the_rank_gpu_once():
+    from noiseproof import devices
+    from noiseproof.experiments.compare import run_compare
+
+    raw = {**MINIMAL_EXPERIMENT, "methods": ["standard", "noise_injection"], "seeds": [0, 1]}
+    raw |= {"transfers": 2, "device": "cpu", "train": {"epochs": 1, "steps_per_epoch": 2}}
+    config = ExperimentConfig.parse(raw)
+    watched = {devices.resolve_device.__code__: "resolve", devices.rank_device.__code__: "rank"}
+    calls = {"resolve": 0, "rank": 0}
+
+    def count(frame, event, arg):
+        if event == "call" and frame.f_code in watched:
+            calls[watched[frame.f_code]] += 1
+
+    sys.setprofile(count)
+    try:
+        run_compare(config, None, progress=False, log=lambda _: None)
+    finally:
+        sys.setprofile(None)
+    assert calls == {"resolve": 1, "rank": 1}  # four trainings, eight evaluations
