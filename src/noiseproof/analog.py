@@ -201,6 +201,11 @@ class AnalogForward(BaseModel):
     training too (default: evaluation over simulated chips only). Learned or calibrated
     ranges are state, not configuration: `with_ranges` attaches them (they are not part of
     the section's dump or its hash), and `analog_forward` reads them.
+
+    >>> import noiseproof as nf
+    >>> effects = nf.AnalogForward(dac_bits=8, adc_bits=8, output_noise=0.04)
+    >>> effects.adc_range, effects.train  # ADC range in full-scale outputs; evaluation only
+    (12.0, False)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

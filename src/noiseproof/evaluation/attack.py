@@ -56,6 +56,11 @@ class AttackConfig(BaseModel):
     Defaults follow Buechel et al. 2022 (10 sign-ascent steps from theta + 0.001|theta|N);
     the attack's gradient uses `examples` evaluation examples (default all; our choice, the
     paper does not say), and `transfers` random chips of the same zeta are drawn for comparison.
+
+    >>> import noiseproof as nf
+    >>> config = nf.AttackConfig(zetas=(0.1, 0.2), n_steps=20)
+    >>> config.zetas, config.n_steps, config.transfers
+    ((0.1, 0.2), 20, 10)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -199,6 +204,16 @@ def targeted_attack(
     attack moves parameters only: buffers on the chip (BatchNorm statistics) keep their values.
     Runs on the model's device: (x, y) moved there once, generators made there; forwards under
     `precision` (fp32, bf16, fp16) autocast.
+
+    >>> import torch, noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> _ = torch.manual_seed(0)
+    >>> model = nf.build_model({"name": "mlp", "hidden": [16]}, data.input_shape, 10)
+    >>> config = nf.AttackConfig(zetas=(0.3,), n_steps=5, transfers=4)
+    >>> [row] = nf.targeted_attack(model, data.x_test, data.y_test, config,
+    ...                            generator=nf.generator(0, "attack"))
+    >>> row["zeta"], row["attacked_loss"] > row["clean_loss"]  # the attack raises the loss
+    (0.3, True)
     """
     task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)

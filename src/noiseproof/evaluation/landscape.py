@@ -44,6 +44,11 @@ class LandscapeConfig(BaseModel):
 
     `examples` limits the evaluation examples per point (default 2000, our choice for cost);
     the alpha grid always gets 0 and +-flatness_alpha added.
+
+    >>> import noiseproof as nf
+    >>> config = nf.LandscapeConfig(scale=0.1)
+    >>> config.alphas[:3], config.repeats, config.flatness_alpha
+    ((-2.0, -1.75, -1.5), 5, 1.0)
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -139,6 +144,16 @@ def loss_landscape(
     model's device (data moved once, directions drawn there) under `precision` autocast.
     Neuron parameters at each point are kept in their physical range (noiseproof.physical;
     weights are not bounded).
+
+    >>> import torch, noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> _ = torch.manual_seed(0)
+    >>> model = nf.build_model({"name": "mlp", "hidden": [16]}, data.input_shape, 10)
+    >>> config = nf.LandscapeConfig(alphas=(-1.0, 0.0, 1.0), repeats=2)
+    >>> curve = nf.loss_landscape(model, data.x_test, data.y_test, config,
+    ...                           generator=nf.generator(0, "landscape"))
+    >>> curve["alphas"], [loss[1] == curve["clean_loss"] for loss in curve["loss"]]
+    ([-1.0, 0.0, 1.0], [True, True])
     """
     task = check_evaluation_arguments(model, x, y, "x", "y", task)
     check_precision(precision)

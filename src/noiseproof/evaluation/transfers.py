@@ -74,6 +74,14 @@ class TransferResult:
     correct_counts: per unit (example [N], or token [N, T]), the transfers with a hit (right
     class, error within tolerance, right next token); mask: the units that count (None: all;
     padding tokens do not); matrix: [K, *units] bool hits, only with keep_matrix=True.
+
+    >>> import torch, noiseproof as nf
+    >>> model = torch.nn.Linear(3, 2)
+    >>> x, y = torch.randn(8, 3, generator=nf.generator(0)), torch.tensor([0, 1] * 4)
+    >>> noise = nf.create_noise("relative_gaussian")
+    >>> chips = nf.run_transfers(model, noise, x, y, 5, nf.generator(0))
+    >>> chips.transfers, chips.sums.shape, chips.correct_counts.shape  # 5 chips, 8 examples
+    (5, torch.Size([5, 2]), torch.Size([8]))
     """
 
     task: Task
@@ -164,6 +172,18 @@ def run_transfers(
     Runs on the model's device: x and y moved there once, the noise drawn there, sums and
     counts kept there and read back once (keep_matrix rows once per chunk); results come back
     on the CPU.
+
+    >>> import torch, noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> _ = torch.manual_seed(0)
+    >>> model = nf.build_model({"name": "mlp", "hidden": [16]}, data.input_shape, 10)
+    >>> noise = nf.create_noise({"name": "relative_gaussian", "zeta": 0.3})
+    >>> chips = nf.run_transfers(model, noise, data.x_test, data.y_test, 20, nf.generator(0))
+    >>> chips.accuracy.shape, list(chips.metrics)
+    (torch.Size([20]), ['accuracy'])
+    >>> again = nf.run_transfers(model, noise, data.x_test, data.y_test, 20, nf.generator(0))
+    >>> torch.equal(chips.accuracy, again.accuracy)  # chip k depends on the seed and k only
+    True
     """
     chunk_size, vectorise = options.pop("chunk_size", None), options.pop("vectorise", None)
     settings = from_options(settings, options, EVALUATION_NAMES)

@@ -78,7 +78,16 @@ class GivenModel(ModelSpec):
 @dataclass
 class CompareResults:
     """What `compare` measured: one record per (method, noise, level, seed) job, the training
-    logs, the trained modules by (method label, seed), and the resolved config."""
+    logs, the trained modules by (method label, seed), and the resolved config.
+
+    >>> import noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> results = nf.compare(model=lambda: nf.build_model("mlp", data.input_shape, 10),
+    ...                      data=data, methods=["standard"], levels=[0.2], transfers=5,
+    ...                      train={"epochs": 1})
+    >>> len(results.jobs), list(results.models), "accuracy_mean" in results.to_pandas()
+    (1, [('standard', 0)], True)
+    """
 
     jobs: list[dict[str, Any]]
     trainings: list[dict[str, Any]]
@@ -208,6 +217,15 @@ def compare(
     A model that cannot run on the data, or whose outputs do not fit its targets, is refused
     before any training or writing (`check_model_fits`: ValueError naming data.x_train or
     data.y_train).
+
+    >>> import noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> results = nf.compare(model=lambda: nf.build_model("mlp", data.input_shape, 10),
+    ...                      data=data, methods=["standard", "noise_injection"],
+    ...                      levels=[0, 0.5], transfers=10, train={"epochs": 1})
+    >>> table = results.to_pandas()
+    >>> table[["method", "level"]].values.tolist()
+    [['standard', 0.0], ['standard', 0.5], ['noise_injection', 0.0], ['noise_injection', 0.5]]
     """
     if settings is not None and not isinstance(settings, RunSettings):
         raise TypeError(f"settings must be a RunSettings or None, got {type(settings).__name__}")

@@ -178,6 +178,16 @@ def train(
     global batches, the method's generator derives from (seed, rank), and every rank ends with
     the same weights and the same kept epoch (rank 0's buffers and validation scores). Only
     rank 0 shows progress and calls `callbacks`.
+
+    >>> import torch, noiseproof as nf
+    >>> data = nf.load_dataset("digits")
+    >>> _ = torch.manual_seed(0)
+    >>> model = nf.build_model({"name": "mlp", "hidden": [32]}, data.input_shape, 10)
+    >>> noise = nf.create_noise({"name": "relative_gaussian", "zeta": 0.3})
+    >>> result = nf.train(model, data, nf.create_method("noise_injection"),
+    ...                   nf.TrainConfig(epochs=3, lr=0.005), noise=noise, progress=False)
+    >>> len(result.history), result.val_metric, result.best_val > 0.5, result.cost["steps"]
+    (3, 'accuracy', True, 33)
     """
     check_train_arguments(model, data, method, config, noise, seed)
     settings = from_options(settings, options, TRAINING_NAMES)
