@@ -39,7 +39,8 @@ def calibration_split(data: Dataset, examples: int, seed: int) -> tuple[Inputs, 
         )
     order = torch.randperm(available, generator=generator(seed, "calibration-split"))
     test = set(_rows(data.x_test)) if count(data.x_test) else set()
-    index, skipped, start = [], 0, 0
+    index: list[int] = []
+    skipped = start = 0
     while len(index) < examples and start < available:  # in blocks: hashes only what it takes
         block = order[start : start + 2 * (examples - len(index))]
         start += len(block)
