@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, cast
 
 import torch
 from pydantic import (
@@ -122,6 +122,9 @@ class _Range(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: ClassVar[str] = ""
+    if TYPE_CHECKING:  # the fields every subclass declares (with its own modes)
+        mode: str
+        value: float | None
 
     @model_validator(mode="after")
     def _value(self) -> Self:
@@ -375,7 +378,8 @@ def quantize(v: Tensor, bits: int, bound: float | Tensor) -> Tensor:
     quantiser with 2^bits - 1 levels including 0; the gradient passes straight through.
     bound: one number, or a tensor broadcasting onto v (an ADC range per output column)."""
     step = 2.0 * bound / (2**bits - 2)
-    clipped = v.clamp(-bound, bound)
+    # one call, split for mypy: torch's clamp takes two numbers or two tensors
+    clipped = v.clamp(-bound, bound) if isinstance(bound, Tensor) else v.clamp(-bound, bound)
     return clipped + (torch.round(clipped / step) * step - clipped).detach()
 
 
@@ -503,7 +507,8 @@ def analog_forward(
     def crossbar_weight(module: nn.Module) -> Tensor:
         """The layer's weight as its IR-dropped tiles compute it (cached per weight tensor
         while gradients are off)."""
-        weight = module.weight
+        assert window is not None and ir_drop is not None  # only called with ir_drop, checked
+        weight = cast(Tensor, module.weight)
         keep = not (torch.is_grad_enabled() and weight.requires_grad)
         hit = cached.get(id(module))
         if keep and hit is not None and hit[0] is weight and hit[1] == weight._version:
@@ -522,9 +527,11 @@ def analog_forward(
         if mode == "noise_management":
             alpha = _input_scale(module, x)
         elif mode == "static":
+            assert static is not None and static.value is not None  # mode static: a value
             alpha = torch.tensor(static.value, dtype=x.dtype, device=x.device)
             x = x.clamp(-static.value, static.value)
         else:
+            assert ranges is not None  # check_ranges: present when a mode needs them
             x, alpha = ranges.clip(name, x)
         scales[id(module)] = alpha
         x_n = x / alpha
@@ -542,7 +549,7 @@ def analog_forward(
         if probe is None and not effects.output_noise and effects.adc_bits is None:
             y = y * alpha  # no output effect: the full-scale unit w cancels
             return y if bias is None else y + bias
-        w = module.weight.detach().abs().amax()
+        w = cast(Tensor, module.weight).detach().abs().amax()
         w = torch.where(w > 0, w, torch.ones_like(w))
         y = y / w
         if probe is not None:
@@ -551,11 +558,12 @@ def analog_forward(
             draw = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=generator.device)
             y = y + effects.output_noise * draw.to(y.device)
         if effects.adc_bits is not None:
-            bound = (
-                per_output(module, ranges.adc_bound(name).to(y), y)
-                if effects.adc_calibrated
-                else effects.static_adc_range
-            )
+            bound: float | Tensor
+            if effects.adc_calibrated:
+                assert ranges is not None  # check_ranges: present when a mode needs them
+                bound = per_output(module, ranges.adc_bound(name).to(y), y)
+            else:
+                bound = effects.static_adc_range
             y = quantize(y, effects.adc_bits, bound)
         y = y * (alpha * w)
         return y if bias is None else y + bias

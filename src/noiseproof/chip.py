@@ -69,7 +69,8 @@ def is_snntorch_neuron(cls: type) -> bool:
 def _state_leaves(module: nn.Module) -> frozenset[str]:
     """Names of `module`'s own hidden-state buffers: the non-persistent buffers of a snntorch
     neuron (`mem`, `syn`, `spk`...)."""
-    if not is_snntorch_neuron(type(module)):
+    cls: type = type(module)  # as `type`: mypy takes type[Module] for an unhashable instance
+    if not is_snntorch_neuron(cls):
         return frozenset()
     return frozenset(module._non_persistent_buffers_set)
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from noiseproof.data.base import Dataset
+from noiseproof.data.streaming import StreamedSplit
 from noiseproof.inputs import Inputs, count, leaves, take
 from noiseproof.seeding import generator
 
@@ -26,7 +27,7 @@ def calibration_split(data: Dataset, examples: int, seed: int) -> tuple[Inputs, 
     holds (apart from such duplicates)."""
     if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
         raise ValueError(f"examples must be an integer >= 1, got {examples!r}")
-    if data.streamed:
+    if isinstance(data.x_train, StreamedSplit):  # data.streamed, narrowed for mypy
         raise ValueError(
             f"calibration draws from the training split, which {data.name} streams: "
             "use an in-memory dataset"

@@ -55,7 +55,7 @@ class Dataset:
     """
 
     name: str
-    x_train: Inputs
+    x_train: Inputs | StreamedSplit
     y_train: Tensor
     x_val: Inputs
     y_val: Tensor
@@ -100,7 +100,7 @@ class Dataset:
     @property
     def input_shape(self) -> Any:
         """Per-example input shape (a tuple/dict of shapes for several inputs)."""
-        if self.streamed:
+        if isinstance(self.x_train, StreamedSplit):  # self.streamed, narrowed for mypy
             return self.x_train.input_shape
         return shapes(self.x_train)
 
@@ -141,12 +141,13 @@ class Dataset:
         tensors = [t for value in fields.values() for t in leaves(value)]
         if all(_on(t, device) for t in tensors):
             return self
-        return replace(self, **{name: to(value, device) for name, value in fields.items()})
+        moved: dict[str, Any] = {name: to(value, device) for name, value in fields.items()}
+        return replace(self, **moved)
 
     def example(self, n: int = 1) -> Inputs:
         """The first `n` training inputs, e.g. for a probing forward pass (of a streamed
         split: read with the evaluation transform)."""
-        if self.streamed:
+        if isinstance(self.x_train, StreamedSplit):  # self.streamed, narrowed for mypy
             return self.x_train.examples(n)
         return take(self.x_train, slice(0, n))
 
@@ -189,6 +190,7 @@ class Dataset:
             x_train, y_train, x_val, y_val = split_train_val(
                 x_train, y_train, val_fraction, split_seed
             )
+        assert x_val is not None and y_val is not None  # given together, or split off above
         if num_classes is None:
             splits = (("y_train", y_train), ("y_val", y_val), ("y_test", y_test))
             num_classes = inferred_classes(splits)

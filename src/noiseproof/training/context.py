@@ -27,7 +27,8 @@ class StepContext:
     """What a method sees at each step.
 
     model: the user's module (its non-chip parameters and buffers are used as they are);
-    params: the on-chip parameters themselves (nn.Parameter, gradients flow into them);
+    params: the on-chip tensors themselves (`chip.chip_params`: nn.Parameter, gradients
+    flow into them, and any selected buffers);
     noise: the experiment's noise model (methods may use their own instead);
     generator: the training stream of random draws (every draw must use it);
     wrapper: under torchrun, the DistributedDataParallel module around `model` (None in one
@@ -37,7 +38,7 @@ class StepContext:
     """
 
     model: nn.Module
-    params: dict[str, nn.Parameter]
+    params: dict[str, Tensor]
     noise: NoiseModel | None
     generator: torch.Generator
     wrapper: nn.Module | None = None

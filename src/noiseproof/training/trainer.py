@@ -16,6 +16,7 @@ from noiseproof.analog_ranges import AnalogRanges, LearnedRanges, learned_ranges
 from noiseproof.chip import ChipSelection, chip_params
 from noiseproof.data.base import Dataset
 from noiseproof.data.batching import global_batch_sizes, steps_per_epoch, train_batches
+from noiseproof.data.streaming import StreamedSplit
 from noiseproof.devices import accumulator_dtype, model_device, rank_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.evaluation.arguments import check_outputs_fit
@@ -83,7 +84,7 @@ def scored_column(select: str, metric: str) -> str:
     return f"val_noisy_{metric}" if select == "noisy" else f"val_{metric}"
 
 
-def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[Tensor], config: TrainConfig) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba 2015) or SGD with momentum, with the configured weight decay."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -192,7 +193,7 @@ def train(
     check_train_arguments(model, data, method, config, noise, seed)
     settings = from_options(settings, options, TRAINING_NAMES)
     selection, analog = settings.selection, settings.analog
-    x_probe = None if data.streamed else data.x_train
+    x_probe = None if isinstance(data.x_train, StreamedSplit) else data.x_train  # not streamed
     task = (
         settings.task if settings.task is not None else create_task(AUTO, y=data.y_train, x=x_probe)
     )
@@ -239,7 +240,7 @@ def train(
         )
         shuffle = generator(seed, "shuffle")  # on the CPU on purpose: the same batches everywhere
         learned = learned_ranges(model, list(params), analog, device)  # kept beside the model
-        trainable = [p for p in model.parameters() if p.requires_grad]
+        trainable: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
         trainable += learned.parameters() if learned is not None else []
         optimizer = make_optimizer(trainable, config)
         schedule = make_schedule(optimizer, config)
@@ -286,6 +287,7 @@ def train(
                         )
                         row |= {f"val_{name}": value for name, value in measured.items()}
                         if config.select == "noisy":
+                            assert noise is not None  # refused above without one
                             row[scored] = noisy_validation(
                                 model, data, noise, config, selection, seed, task
                             )
@@ -310,6 +312,7 @@ def train(
         finally:
             bar.close()
             notify(callbacks, "on_train_end", result)
+        assert best_state is not None  # set in the first epoch (epochs >= 1)
         model.load_state_dict(best_state)
         return result
 
@@ -385,7 +388,7 @@ def run_epoch(
     scaler = scaler or grad_scaler(device, config.precision)
     dtype = accumulator_dtype(device)
     sums: dict[str, Tensor] = {}
-    seen = 0
+    seen: int | Tensor = 0  # a tensor once summed over the ranks
     rank, world = share()
     batches = train_batches(
         data, config.batch_size, shuffle, config.steps_per_epoch, device, rank=rank, world=world
@@ -396,7 +399,9 @@ def run_epoch(
         made = forwards_with_grad(ctx.wrapper) if ctx.wrapper is not None else 0
         with meter.step(len(y)):
             with autocast(device, config.precision):
-                terms = method.terms(ctx, x, y)
+                # Method.terms is annotated for one tensor; tuple/dict inputs reach ctx.forward as
+                # they are
+                terms = method.terms(ctx, x, y)  # type: ignore[arg-type]
                 loss = torch.stack(list(terms.values())).sum()
             if ctx.wrapper is not None and forwards_with_grad(ctx.wrapper) == made:
                 raise NoiseproofError(

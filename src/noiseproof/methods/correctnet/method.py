@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from noiseproof.chip import ChipSelection
 from noiseproof.data.base import Dataset
+from noiseproof.data.streaming import StreamedSplit
 from noiseproof.devices import model_device
 from noiseproof.errors import NoiseproofError
 from noiseproof.methods.base import Method, OptionalNoise, StepContext, methods
@@ -98,7 +99,7 @@ class CorrectNet(Method):
         """Stage 2: place and train compensation; (the Compensated model, what was done:
         strategy, layers, noise, overhead in parameters and MACs as % of the model's, training).
         """
-        x = None if data.streamed else data.x_train
+        x = None if isinstance(data.x_train, StreamedSplit) else data.x_train  # not streamed
         self.check_task(create_task(AUTO, y=data.y_train, x=x, announce=False))
         chosen = self.noise or noise
         if chosen is None:
