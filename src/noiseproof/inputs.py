@@ -8,7 +8,7 @@ same first dimension B. These helpers index, split and pass such batches without
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 from torch import Tensor
@@ -92,7 +92,7 @@ def check_inputs(x: Any, name: str) -> Inputs:
             raise TypeError(
                 f"{name}: a dict of inputs needs string keys (forward's argument names)"
             )
-        tensors = leaves(x)
+        tensors = leaves(cast(Inputs, x))  # its elements are checked to be tensors below
     else:
         raise TypeError(
             f"{name} must be a tensor or a tuple/dict of tensors, got {type(x).__name__}"

@@ -44,7 +44,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 def _tile(manifest: dict[str, Any]) -> tuple[int, int]:
     tile = manifest.get("tile") or {}
     rows, cols = tile.get("rows"), tile.get("cols")
-    if not all(isinstance(v, int) and v >= 1 for v in (rows, cols)):
+    if not (isinstance(rows, int) and rows >= 1 and isinstance(cols, int) and cols >= 1):
         raise ValueError(f"readback: the manifest's tile size is not two positive integers: {tile}")
     return rows, cols
 

@@ -135,7 +135,7 @@ def command(checkpoint: str, **opts: Any) -> None:
     state, meta = load_checkpoint(checkpoint)
     selection = validated(ChipSelection, f"checkpoint {checkpoint} chip", **meta["chip"])
     arrays, off_chip = crossbar_arrays(model_from_checkpoint(state, meta), selection, bias)
-    shapes = {a.name: tuple(a.matrix.shape) for a in arrays}
+    shapes = {a.name: a.array_shape for a in arrays}
     try:  # from the shapes, before any tile is allocated or file written
         check_export_size(shapes, tile, f"the on-chip arrays of {checkpoint}")
     except ValueError as error:

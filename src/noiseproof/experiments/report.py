@@ -111,7 +111,7 @@ def write_report(
     indistinguishable cells of the tables and draws and lists the Pareto fronts."""
     confidence = config.get("confidence", 0.95)
     fronts = pareto(decided)
-    sections = []
+    sections: list[dict[str, Any]] = []
     for noise, acc_header, acc_rows in summary_rows(records):
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in noise)
         plots = {

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -151,7 +151,7 @@ def _vectors(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> int:
     if isinstance(module, nn.Linear):
         return x.numel() // module.in_features
     if is_transposed_linear(module):
-        return x.numel() // module.weight.shape[0]
+        return x.numel() // cast(Tensor, module.weight).shape[0]
     return x.numel() // x.shape[-1]  # a recurrent layer: one per time step (and sequence)
 
 

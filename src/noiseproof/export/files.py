@@ -174,7 +174,7 @@ def write_export(
     checkpoint, the noise model spec)."""
     if not arrays:
         raise ValueError("arrays is empty: nothing to export")
-    check_export_size({a.name: tuple(a.matrix.shape) for a in arrays}, tile)
+    check_export_size({a.name: a.array_shape for a in arrays}, tile)
     g_min, g_max = window
     layers = []
     for array, stem in zip(arrays, file_stems(arrays), strict=True):

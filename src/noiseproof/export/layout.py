@@ -20,6 +20,7 @@ include glob) is an array of its own, tensor.reshape(n, -1).T: one row for a 1-D
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +73,11 @@ class CrossbarArray:
             return 1, 1
         return self.shape[0], math.prod(self.shape[1:])
 
+    @property
+    def array_shape(self) -> tuple[int, int]:
+        """(rows, cols) of `matrix` (inputs, outputs; the bias row included)."""
+        return self.matrix.shape[0], self.matrix.shape[1]
+
 
 def unroll(tensor: Tensor) -> Tensor:
     """tensor.reshape(out, -1), row-major (a 0-d tensor: (1, 1))."""
@@ -109,7 +115,7 @@ def _array(
     name: str,
     tensor: Tensor,
     bias_name: str | None,
-    own: dict[str, Tensor],
+    own: Mapping[str, Tensor],
     params: dict[str, Tensor],
     modules: dict[str, nn.Module],
     bias: BiasMode,

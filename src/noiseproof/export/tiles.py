@@ -154,6 +154,7 @@ def tile_conductances(
     rows, cols = tile
     mapping = ConductanceMapping(g_min_us=window[0], g_max_us=window[1], scheme="differential")
     target = mapping.to_conductance(matrix)
+    assert target.negative is not None  # the differential scheme: two columns
     n_rows, n_cols = matrix.shape
     grid = (math.ceil(n_rows / rows), math.ceil(n_cols / cols))
 

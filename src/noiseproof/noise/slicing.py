@@ -23,6 +23,7 @@ significant slice dominates (c_0 close to 1), the others add 2^(-2 bits s) of th
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -53,9 +54,10 @@ def slice_tensor(tensor: Tensor, slices: int, bits: int) -> list[Tensor]:
 
 def recombine(parts: list[Tensor], slices: int, bits: int) -> Tensor:
     """sum_s c_s W_s, summed in float64, in the slices' dtype."""
-    total = sum(
+    weighted = (
         c * p.to(torch.float64) for c, p in zip(significances(slices, bits), parts, strict=True)
     )
+    total = cast(Tensor, sum(weighted))  # parts is not empty: a tensor, never the start value 0
     return total.to(parts[0].dtype)
 
 
