@@ -97,6 +97,7 @@ def command(**opts: Any) -> None:
     noise = noise_entry.model.with_level(config.levels_of(noise_entry)[0])
     out = Path(opts["out"])
     run = RunSettings.from_config(config)  # the device resolved once
+    assert run.device is not None  # from_config resolves it
     data = config.dataset.load().to(run.device)  # moved once
     layers = split_list(opts["layers"])
     if layers is not None and not opts["checkpoint"]:  # refuse before training, not after

@@ -17,6 +17,7 @@ from noiseproof.data.formats import fail, is_integral, open_npz, reason
 from noiseproof.data.targets import IGNORE_INDEX, MAX_CLASSES
 from noiseproof.data.windows import WindowSpec, windowed
 from noiseproof.errors import NoiseproofError
+from noiseproof.inputs import Inputs
 
 WINDOW_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 KNOWN_KEYS = ("tokens", "vocab_size", *WINDOW_KEYS)
@@ -160,6 +161,8 @@ class TokensNpz(WindowSpec):
                     f"{length}] (the windows of x_train)",
                 )
         tensors = {key: torch.from_numpy(values) for key, values in ids.items()}
+        x_train: Inputs  # one tensor; split_train_val's signature takes any inputs
+        x_val: Inputs
         x_train, y_train = limit_train(
             tensors["x_train"], tensors["y_train"], self.max_train, self.split_seed
         )

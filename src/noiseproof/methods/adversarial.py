@@ -49,7 +49,9 @@ def output_divergence(
     """
     if kind == "mse":
         return F.mse_loss(attacked, reference)
-    return (task or tasks.create("classification")).divergence(attacked, reference, y)
+    # y None is for the tasks that do not read it (classification, regression); the method
+    # passes the batch's targets
+    return (task or tasks.create("classification")).divergence(attacked, reference, y)  # type: ignore[arg-type]
 
 
 @methods.register("adversarial")

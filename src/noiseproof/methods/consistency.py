@@ -202,7 +202,9 @@ def feature_distance(
         return ((noisy - clean).square() / (var + CHANNEL_EPS)).mean()
     if kind == "cosine":
         return (1.0 - F.cosine_similarity(noisy.flatten(1), clean.flatten(1), dim=1)).mean()
-    return (task or tasks.create("classification")).divergence(noisy, clean, y)
+    # y None is for the tasks that do not read it (classification, regression); the method
+    # passes the batch's targets
+    return (task or tasks.create("classification")).divergence(noisy, clean, y)  # type: ignore[arg-type]
 
 
 def layer_features(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field, PrivateAttr
@@ -93,7 +93,7 @@ class HardwareAware(Method):
         out = {"task": ctx.task.loss(ctx.forward(used, x), y)}
         weights = [name for name in ctx.params if range_of(name) is None]
         if self.regularization == "weight_decay" and self.weight_decay > 0 and weights:
-            squares = sum(ctx.params[name].square().sum() for name in weights)
+            squares = cast(Tensor, sum(ctx.params[name].square().sum() for name in weights))
             out["weight_decay"] = 0.5 * self.weight_decay * squares
         elif self.regularization == "kl" and weights:
             used_weights = {name: used[name] for name in weights}

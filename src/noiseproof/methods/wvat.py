@@ -12,7 +12,7 @@ The paper publishes neither the variation's size nor p: both are options (p = 0.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import torch
 from pydantic import Field
@@ -43,7 +43,8 @@ def ascent_step(
         }
     if norm == "sign":
         return {n: rho * w.abs() * grads[n].sign() for n, w in params.items()}
-    scaled = torch.sqrt(sum((params[n].abs() * g).square().sum() for n, g in grads.items()))
+    squares = ((params[n].abs() * g).square().sum() for n, g in grads.items())
+    scaled = torch.sqrt(cast(Tensor, sum(squares)))  # grads is not empty: a tensor, never 0
     return {n: rho * w.square() * grads[n] / scaled.clamp_min(EPS) for n, w in params.items()}
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field, model_validator
 from torch import nn
@@ -152,7 +152,7 @@ class HuggingFace(ModelSpec):
                 model = auto.from_config(config)
             except (ValueError, TypeError, KeyError, AssertionError) as error:
                 raise ModelBuildError(f"model '{NAME}': config: {first_line(error)}") from None
-        model.config.use_cache = False
+        cast(Any, model.config).use_cache = False  # a transformers PreTrainedModel's config
         return model
 
     def _config(self, transformers: Any, input_shape: tuple[int, ...], num_outputs: int) -> Any:
