@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from noiseproof.data.base import Dataset
+from noiseproof.data.streaming import StreamedSplit
 from noiseproof.devices import model_device
 from noiseproof.evaluation.metrics import accuracy_summary, metric_summaries, reliability
 from noiseproof.evaluation.transfers import TransferOptions, TransferResult, run_transfers
@@ -46,7 +47,7 @@ def run_task(config: ExperimentConfig, data: Dataset) -> Task:
     """The task of a run: the config's `task`, or with 'auto' the one its data's targets say
     (noiseproof.tasks.infer_task; `describe_task` says which in a log line); every method of
     the config must be able to train it (one line otherwise)."""
-    x = None if data.streamed else data.x_train
+    x = None if isinstance(data.x_train, StreamedSplit) else data.x_train  # not streamed
     task = create_task(config.task, y=data.y_train, x=x, announce=False)
     for entry in config.methods:
         entry.method.check_task(task)
@@ -58,7 +59,8 @@ def describe_task(task: Task, spec: Any, data: Dataset) -> str:
     ('regression (inferred from floating-point targets ...; set task to change it)')."""
     if spec != AUTO:
         return task.registered_name
-    _, why = infer_task(data.y_train, None if data.streamed else data.x_train)
+    x = None if isinstance(data.x_train, StreamedSplit) else data.x_train  # not streamed
+    _, why = infer_task(data.y_train, x)
     return f"{task.registered_name} (inferred from {why}; set 'task' to change it)"
 
 
@@ -109,7 +111,7 @@ def train_job(
         settings=settings,
     )
     model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
-    meta = {
+    meta: dict[str, Any] = {
         "model": model_spec.spec(),
         "input_shape": list(data.input_shape),
         "num_outputs": data.num_outputs,

@@ -37,7 +37,7 @@ SpikingFeature = Literal["rates", "membrane"]
 
 def is_spiking_layer(module: nn.Module) -> bool:
     """Whether `module` is a spiking layer (see the module docstring for what is recognised)."""
-    cls = type(module)
+    cls: type = type(module)  # as `type`: mypy takes type[Module] for an unhashable instance
     declared = getattr(cls, "spiking_neuron", False) is True
     return declared or isinstance(module, LIF) or is_snntorch_neuron(cls)
 
@@ -98,7 +98,7 @@ def recording(
         for name in names:
             module = modules[name]
             if isinstance(module, LIF):
-                module.step = recorded_step(name, module.step)  # instance attribute, removed below
+                module.step = recorded_step(name, module.step)  # type: ignore[method-assign]  # instance attribute, removed below
                 wrapped.append(module)
             else:
                 handles.append(module.register_forward_hook(hook(name)))

@@ -89,6 +89,7 @@ class ConductanceMapping(BaseModel):
                 raise ValueError("give both g_min_us and g_max_us, or neither")
             if {"r_lrs_ohm", "r_hrs_ohm"} & self.model_fields_set:
                 raise ValueError("give the window as g_min_us/g_max_us or r_lrs_ohm/r_hrs_ohm")
+            assert self.g_min_us is not None and self.g_max_us is not None  # both: checked above
             if self.g_min_us >= self.g_max_us:
                 raise ValueError(
                     f"g_min_us ({self.g_min_us:g}) must be below g_max_us ({self.g_max_us:g})"

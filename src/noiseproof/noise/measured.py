@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ from noiseproof.noise.pcm import output_index
 from noiseproof.registry import describe_validation_error
 from noiseproof.yamlio import load_yaml
 
-DEVICE_FORMAT = 1
+DEVICE_FORMAT: Final = 1
 """Version of the device file layout (`format:` in the file)."""
 
 
@@ -104,7 +104,9 @@ def negative_parts(
     """The ranges [a, b] of the window where the polynomial is below 0 (empty: never)."""
     lo, hi = window
     degree = max((k for k, c in enumerate(coefficients) if c != 0), default=0)
-    roots = np.polynomial.polynomial.polyroots(coefficients[: degree + 1]) if degree else []
+    roots: np.ndarray | list[complex] = (
+        np.polynomial.polynomial.polyroots(coefficients[: degree + 1]) if degree else []
+    )
     real = {float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) <= 1e-12 * (1 + abs(r))}
     cuts = sorted({lo, hi, *(r for r in real if lo < r < hi)})
     parts: list[tuple[float, float]] = []

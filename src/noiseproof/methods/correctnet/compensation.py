@@ -24,7 +24,7 @@ Its parameters are 'base.<name>' (the original, on the chip) and 'comp.<key>.*' 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,13 +98,14 @@ class Compensator(nn.Module):
             conv = _CONVS[dims]
             k = spec.kernel_size
             self.mix = conv(width, width, k, padding=k // 2, groups=width, bias=False)
-            nn.init.dirac_(self.mix.weight, groups=width)  # start as the identity per channel
+            # start as the identity per channel
+            nn.init.dirac_(cast(Tensor, self.mix.weight), groups=width)
             self.down = conv(width, rank, 1, bias=False)
             self.up = conv(rank, width, 1)
         self.act = _ACTS[spec.activation]()
         self.affine = ChannelAffine((width,) + (1,) * dims) if spec.affine else None
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        nn.init.zeros_(cast(Tensor, self.up.weight))  # a Linear's or Conv's (self.up: nn.Module)
+        nn.init.zeros_(cast(Tensor, self.up.bias))
 
     def forward(self, y: Tensor) -> Tensor:
         """The correction to add to the layer output `y` (same shape)."""
