@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from noiseproof.analog import AnalogForward, analog_forward, layer_names
+from noiseproof.analog import AdcRange, AnalogForward, analog_forward, layer_names
 from noiseproof.chip import Params, forward, is_transposed_linear
 from noiseproof.devices import model_device
 from noiseproof.inputs import Inputs, split, to
@@ -80,7 +80,9 @@ class AnalogRanges:
     def check(self, layers: Sequence[str], effects: AnalogForward) -> None:
         """ValueError naming the key when a layer lacks a range `effects` needs."""
         learned = effects.input_mode in ("learned", "calibrated")
-        wanted = [("input_range", self.inputs)] if learned else []
+        wanted: list[tuple[str, Mapping[str, Any]]] = (
+            [("input_range", self.inputs)] if learned else []
+        )
         if effects.adc_calibrated:
             wanted.append(("adc_range", self.adc))
         for key, held in wanted:
@@ -246,10 +248,12 @@ def calibrate_ranges(
                 handle.remove()
 
     if effects.input_mode == "calibrated":
+        assert effects.input_range is not None  # the mode is input_range's
         found = _percentiles(inputs, effects.input_range.percentile)
         stored = stored.merged(AnalogRanges({n: float(v[0]) for n, v in found.items()}))
     if effects.adc_calibrated:
         config = effects.adc_range
+        assert isinstance(config, AdcRange)  # adc_calibrated: a mapping with mode calibrated
         plain = effects.model_copy(update={"adc_bits": None, "output_noise": 0.0, "adc_range": 1.0})
 
         def outputs(visit: Callable[[str, Tensor], None]) -> None:

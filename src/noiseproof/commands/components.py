@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # the registries are imported when the command runs
+    from noiseproof.registry import Registry
 
 
 @click.command(name="list")
@@ -26,7 +30,7 @@ def command(kind: str | None, as_json: bool) -> None:
 
     load_entry_points()
 
-    tables = {
+    tables: dict[str, Registry[Any]] = {
         "methods": methods,
         "noise": noise_models,
         "models": models,

@@ -9,12 +9,13 @@ split is read through a DataLoader (noiseproof.data.streaming) with the same per
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import torch
 from torch import Tensor
 
 from noiseproof.data.base import Dataset
-from noiseproof.data.streaming import SEED_SPACE, stream_batches
+from noiseproof.data.streaming import SEED_SPACE, StreamedSplit, stream_batches
 from noiseproof.inputs import Inputs, leaves, take, to
 
 
@@ -85,7 +86,7 @@ def train_batches(
     indices = batch_indices(len(data.y_train), batch_size, gen, steps)
     if world > 1:
         indices = [index for index in indices if len(index) >= world]
-    if data.streamed:
+    if isinstance(data.x_train, StreamedSplit):  # data.streamed, narrowed for mypy
         share = (rank, world)
         yield from stream_batches(data.x_train, indices, draw_seed(gen), device, share)
         return
@@ -103,7 +104,8 @@ def train_batches(
         if device is not None and home != device:
             x, y = to(x, device), y.to(device)
         if augment is not None:
-            x = augment(x, augment_gen)
+            assert augment_gen is not None  # made above when there is an augment
+            x = augment(cast(Tensor, x), augment_gen)  # an augment takes one image batch
             if world > 1:
                 x, y = take(x, mine), y[mine]
         yield x, y

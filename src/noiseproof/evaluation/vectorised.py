@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -106,12 +107,15 @@ def outcomes(
     """The task's sums ([*chips, S]) and hits per unit ([*chips, N, ...]) over (x, y), one
     `outputs_of(batch)` per batch of `batch_size`: a plain forward of one chip (chips 0), or a
     vmapped forward of stacked chips whose outputs lead with the chip dimension (chips 1)."""
-    sums, hits = None, []
-    for xs, ys in zip(split(x, batch_size), split(y, batch_size), strict=True):
+    sums: Tensor | None = None
+    hits = []
+    for xs, batch in zip(split(x, batch_size), split(y, batch_size), strict=True):
+        ys = cast(Tensor, batch)  # a chunk of the tensor y
         outputs = outputs_of(xs)
         part = task.sums(outputs, ys)
         sums = part if sums is None else sums + part
         hits.append(task.hits(outputs, ys))
+    assert sums is not None  # at least one batch: x holds examples
     return sums, torch.cat(hits, dim=chips)
 
 

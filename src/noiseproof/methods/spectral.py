@@ -17,6 +17,7 @@ sigma = <v, A_W u> with u, v held fixed is differentiable in W (d sigma / dW = v
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,7 @@ def input_shape_of(module: nn.Module, observed: tuple[int, ...] | None) -> tuple
     if isinstance(module, nn.Linear):
         return (module.in_features,)
     if is_transposed_linear(module):
-        return (module.weight.shape[0],)
+        return (cast(Tensor, module.weight).shape[0],)
     if observed is None:
         raise NoiseproofError(
             f"the operator norm of a {type(module).__name__} depends on its input size: "
@@ -151,14 +152,15 @@ def operator_norm(
     input_shape: per-example input shape, required for convolutions (e.g. (C, H, W)). Stops
     when the estimate changes by less than `tol` (relative) or after `iterations` steps.
     """
-    gen = generator or torch.Generator(device=module.weight.device).manual_seed(0)
+    weight = cast(Tensor, module.weight)
+    gen = generator or torch.Generator(device=weight.device).manual_seed(0)
     estimator = SpectralNormEstimator({"layer": module}, gen)
     if input_shape is not None:
         estimator.observe("layer", input_shape)
     previous = 0.0
     with torch.no_grad():
         for _ in range(iterations):
-            sigma = float(estimator.estimate("layer", module.weight, 1))
+            sigma = float(estimator.estimate("layer", weight, 1))
             if abs(sigma - previous) <= tol * max(sigma, 1e-12):
                 break
             previous = sigma

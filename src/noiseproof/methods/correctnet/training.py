@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -83,8 +83,10 @@ class CompensationObjective(Method):
 
     def terms(self, ctx: StepContext, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """`compensation_terms` of the Compensated model through one noisy chip."""
+        assert ctx.noise is not None  # correctnet refuses to train compensation without one
         noisy = ctx.noise.sample(detached(ctx.params), ctx.generator)
-        return compensation_terms(ctx.model, noisy, x, y, self.loss, ctx.forward, ctx.task)
+        model = cast(Compensated, ctx.model)  # the method trains the Compensated model
+        return compensation_terms(model, noisy, x, y, self.loss, ctx.forward, ctx.task)
 
 
 @contextlib.contextmanager
