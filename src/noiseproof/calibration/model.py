@@ -10,8 +10,8 @@ tensors) and 'columns.<i>.gain' / 'columns.<i>.offset' (digital, the i-th layer 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +26,7 @@ COLUMNS_EXCLUDE = "columns.*"
 def column_count(module: nn.Module) -> int:
     """Output columns of an MVM layer: a Linear's or a convolution's outputs (weight.shape[0]),
     a Hugging Face Conv1D's (weight.shape[1], its weight is [in, out])."""
-    weight = module.weight
+    weight = cast(Tensor, module.weight)
     return weight.shape[1] if is_transposed_linear(module) else weight.shape[0]
 
 
@@ -53,9 +53,14 @@ class Calibrated(nn.Module):
         self.layers = list(layers)
         self.columns = nn.ModuleList(Column(column_count(modules[n])) for n in self.layers)
 
+    @property
+    def _columns(self) -> Iterable[Column]:
+        """The layers' Column modules, in layer order."""
+        return cast(Iterable[Column], self.columns)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """base(*args, **kwargs), each layer's output y -> gain * y + offset per column."""
-        pairs = {n: (c.gain, c.offset) for n, c in zip(self.layers, self.columns, strict=True)}
+        pairs = {n: (c.gain, c.offset) for n, c in zip(self.layers, self._columns, strict=True)}
         with corrected(self.base, pairs):
             return self.base(*args, **kwargs)
 
@@ -75,7 +80,7 @@ class Calibrated(nn.Module):
     def set_columns(self, columns: dict[str, tuple[Tensor, Tensor]]) -> Calibrated:
         """Copy fitted (gain, offset) pairs (layer name -> [C] tensors) in; returns self."""
         with torch.no_grad():
-            for name, column in zip(self.layers, self.columns, strict=True):
+            for name, column in zip(self.layers, self._columns, strict=True):
                 gain, offset = columns[name]
                 column.gain.copy_(gain)
                 column.offset.copy_(offset)

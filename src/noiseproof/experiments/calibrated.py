@@ -14,11 +14,12 @@ with the uncalibrated chips.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from noiseproof.analog import ir_drop_window
 from noiseproof.calibration.chips import chip_stream
@@ -83,7 +84,8 @@ def calibrated_transfers(
         gen = torch.Generator(device=device).manual_seed(derive_seed(stream.seed, use, k))
         return ChipEffects(analog, gen, window)
 
-    sums, counts = [], None
+    sums: list[Tensor] = []
+    counts: Tensor | None = None
     for k in range(first_chip, first_chip + chips):
         chip = stream.chip(k)
         fitted = calibrate_chip(
@@ -97,7 +99,7 @@ def calibrated_transfers(
             applied(model, list(clean), fitted, tested),
         ):
             part, hits = outcomes(
-                lambda xs, chip=chip, fitted=fitted: forward(model, {**fitted.state, **chip}, xs),
+                functools.partial(forward, model, {**fitted.state, **chip}),
                 x,
                 y,
                 settings.eval_batch_size,
@@ -105,6 +107,7 @@ def calibrated_transfers(
             )
         sums.append(part.to(torch.float64))
         counts = hits.long() if counts is None else counts + hits.long()
+    assert counts is not None  # chips >= 1
     mask = task.unit_mask(y)
     return TransferResult(
         task=task,
@@ -137,7 +140,9 @@ def merged_result(shards: Sequence[dict[str, Any]], task: Task) -> TransferResul
             ],
             dtype=torch.float64,
         ),
-        correct_counts=sum(torch.tensor(s["calibrated_counts"], dtype=torch.int64) for s in shards),
+        correct_counts=cast(  # shards is not empty: a tensor, never the start value 0
+            Tensor, sum(torch.tensor(s["calibrated_counts"], dtype=torch.int64) for s in shards)
+        ),
         mask=torch.tensor(first["mask"], dtype=torch.bool) if "mask" in first else None,
     )
 

@@ -113,7 +113,7 @@ def run_compare(
         progress=progress and executor.in_process,
         loggers=tuple(loggers),
         keep_models=executor.in_process,
-        settings=settings,
+        settings=settings,  # type: ignore[arg-type]  # None: GridRun makes them from config
     )
     if is_distributed():  # under torchrun: every rank trains (DDP), rank 0 evaluates and writes
         if not executor.in_process:
@@ -177,8 +177,9 @@ def make_plan(run: GridRun, executor: Executor, *, overwrite: bool) -> Plan:
     labels = [m.label for m in config.methods]
     per_job = config.executor.transfers_per_job
     jobs = plan_grid(labels, config.seeds, config.sweeps(), config.transfers, per_job)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if run.resume and not resumed:
+        assert folder is not None  # resume is only set with a folder
         notes = (f"--resume: {folder.path} holds no earlier run, so a fresh one starts",)
     run = replace(run, resume=resumed)
     if resumed:  # every finished record is ours, or the run stops before doing any work
@@ -227,7 +228,7 @@ def assemble(
     trained_jobs = [job for job in jobs if isinstance(job, TrainJob)]
     trainings = [collected.trainings[job] for job in trained_jobs]
     decided = comparisons(records, trainings, config.confidence)
-    results = {
+    results: dict[str, Any] = {
         "config": config.to_dict(),
         "wall_seconds": wall,
         "jobs": records,
