@@ -1,7 +1,7 @@
 """Each paper example's headline comparison, in direction, on a budget that fits the default
 suite: the example's own config (data, model family, methods, noise) with fewer images, steps
 and chips, so a change of noiseproof that turns a README's claim around fails here first. The
-slow tests (tests/examples/test_claims_slow.py) check the README numbers themselves.
+slow tests (tests/examples/test_readme_numbers_slow.py) check the README numbers themselves.
 
 Each assertion's margin is below the gap measured at this budget on the fixed seed (written
 beside it). Each test took 5-27 s on a 2-core machine shared with other jobs (most under 15 s
