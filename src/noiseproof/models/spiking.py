@@ -30,8 +30,9 @@ torch.func.vmap (many chips in one forward).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import torch
 from pydantic import Field
@@ -92,6 +93,12 @@ class LIF(nn.Module):
     the neurons adaptive: `adaptation` is 0 for the others).
     """
 
+    # registered by _neuron_tensor, as parameters or buffers (annotations only, for mypy)
+    tau_mem: Tensor
+    threshold: Tensor
+    tau_adapt: Tensor
+    adaptation: Tensor
+
     def __init__(
         self,
         size: int,
@@ -144,6 +151,8 @@ class LIF(nn.Module):
 class LeakyReadout(nn.Module):
     """Leaky, non-spiking output neurons: o_t = kappa o_{t-1} + (1 - kappa) c_t; the logits
     are the mean of o_t over time."""
+
+    tau_mem: Tensor  # registered by _neuron_tensor (a parameter or a buffer)
 
     def __init__(self, size: int, *, tau_mem: float, dt: float, learn: bool) -> None:
         super().__init__()
@@ -200,7 +209,7 @@ class SpikingMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits [B, classes] of a batch [B, T, *features] (or [B, F], direct encoding)."""
         h = time_major(x, self.repeat)
-        for fc, lif in zip(self.fc, self.lif, strict=True):
+        for fc, lif in zip(self.fc, cast(Iterable[LIF], self.lif), strict=True):
             constants, currents = lif.constants(), fc(h)
             zero = torch.zeros_like(currents[0])
             state, spikes = (zero, zero, zero), []

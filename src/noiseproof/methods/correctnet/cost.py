@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -19,15 +20,16 @@ def layer_macs(model: nn.Module, input_shape: Any) -> dict[str, int]:
     """
     counts: dict[str, int] = {}
 
-    def hook(name: str):
+    def hook(name: str) -> Callable[[nn.Module, tuple, Tensor], None]:
         def count(module: nn.Module, inputs: tuple, out: Tensor) -> None:
             if isinstance(module, nn.Linear):
                 rows = out.numel() // out.shape[-1]
                 macs = rows * module.in_features * module.out_features
             elif isinstance(module, ChannelAffine):
                 macs = out.numel()
-            else:
-                per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            else:  # a ConvNd: the hooks below are on Linear, ConvNd and ChannelAffine only
+                conv = cast(nn.Conv1d | nn.Conv2d | nn.Conv3d, module)
+                per_output = conv.in_channels // conv.groups * math.prod(conv.kernel_size)
                 macs = out.numel() * per_output
             counts[name] = counts.get(name, 0) + int(macs)
 
