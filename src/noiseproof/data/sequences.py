@@ -16,6 +16,7 @@ from noiseproof.data.events import EventSamples, bin_events, read_events
 from noiseproof.data.formats import Arrays, fail, read_npz_split
 from noiseproof.data.temporal import check_size
 from noiseproof.errors import NoiseproofError
+from noiseproof.inputs import Inputs
 
 MAX_GB_HELP = "refuse binned frames whose float32 splits exceed this many GB"
 
@@ -112,23 +113,23 @@ class EventsNpz(DatasetSpec):
             )
             if num_classes < 2:
                 raise NoiseproofError("the labels hold a single class (0): a task needs >= 2")
-            train_index, y_train = limit_train(
+            train_rows, y_train = limit_train(
                 torch.from_numpy(train_index),
                 torch.from_numpy(train.labels[train_index]),
                 self.max_train,
                 self.split_seed,
             )
-            test_index = torch.from_numpy(test_index[: self.max_test])
+            test_rows = torch.from_numpy(test_index[: self.max_test])
             try:
                 check_size(
-                    [len(train_index), len(test_index)],
+                    [len(train_rows), len(test_rows)],
                     self.steps * 2 * train.height * train.width,
                     self.max_gb,
                     "max_train, max_test or steps",
                 )
             except ValueError as error:
                 raise NoiseproofError(str(error)) from None
-        x_train = bin_events(train, train_index, self.steps, self.window)
+        x_train: Inputs = bin_events(train, train_rows, self.steps, self.window)
         x_train, y_train, x_val, y_val = split_train_val(
             x_train, y_train, self.val_fraction, self.split_seed
         )
@@ -138,8 +139,8 @@ class EventsNpz(DatasetSpec):
             y_train=y_train,
             x_val=x_val,
             y_val=y_val,
-            x_test=bin_events(test, test_index, self.steps, self.window),
-            y_test=torch.from_numpy(test.labels[test_index.numpy()]),
+            x_test=bin_events(test, test_rows, self.steps, self.window),
+            y_test=torch.from_numpy(test.labels[test_rows.numpy()]),
             num_classes=num_classes,
         )
 
