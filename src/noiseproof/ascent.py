@@ -69,7 +69,8 @@ def ascend(
                 x = x.detach()
                 if g is not None:
                     x.add_(torch.sign(g).mul_(step[name]))
-                    torch.clamp(x, low[name], high[name], out=x)
+                    # bounds come as two tensors (sign_ascent) or two numbers (the attack)
+                    torch.clamp(x, low[name], high[name], out=x)  # type: ignore[arg-type]
                 state[name] = x
     return state
 
