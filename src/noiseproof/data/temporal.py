@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -132,7 +132,7 @@ def encoded(data: Dataset, spec: EncodeSpec) -> Dataset:
         counts = [len(getattr(data, f"y_{split}")) for split in SPLITS]
         per_example = spec.steps * math.prod(x_train.shape[1:])
         check_size(counts, per_example, spec.max_gb, "max_train, max_test or encode.steps")
-    splits = {
+    splits: dict[str, Any] = {  # replace's keywords
         f"x_{split}": encode(
             getattr(data, f"x_{split}"), spec, generator(spec.seed, "encode", split)
         )
@@ -143,6 +143,7 @@ def encoded(data: Dataset, spec: EncodeSpec) -> Dataset:
 
 def sequenced(data: Dataset, order: str) -> Dataset:
     """`data` with every split's images [N, C, H, W] read as sequences (`to_sequence`)."""
-    return replace(
-        data, **{f"x_{split}": to_sequence(getattr(data, f"x_{split}"), order) for split in SPLITS}
-    )
+    splits: dict[str, Any] = {  # replace's keywords
+        f"x_{split}": to_sequence(getattr(data, f"x_{split}"), order) for split in SPLITS
+    }
+    return replace(data, **splits)
