@@ -324,18 +324,20 @@ def evaluation_forward(
     effects: AnalogForward | None,
     model: nn.Module,
     names: Sequence[str],
-    calibration: Inputs,
+    calibration: Inputs | None,
     stored: Mapping[str, Any] | None = None,
     window: tuple[float, float] | None = None,
 ) -> AnalogForward | None:
     """`effects` with the ranges its evaluation needs attached (`AnalogForward.with_ranges`):
     the learned ranges a checkpoint `stored` (its metadata's 'analog_ranges'), and calibrated
     ones from the `calibration` inputs (`calibrate_ranges`). ValueError naming
-    forward.input_range for a learned mode whose checkpoint learned none."""
+    forward.input_range for a learned mode whose checkpoint learned none. calibration may be
+    None without effects."""
     if effects is None or not effects.needs_ranges:
         return effects
     check_stored(effects, stored)
     ranges = AnalogRanges.from_dict(stored) if stored else None
     if effects.input_mode == "calibrated" or effects.adc_calibrated:
+        assert calibration is not None  # None only without effects
         ranges = calibrate_ranges(model, names, effects, calibration, ranges=ranges, window=window)
     return effects.with_ranges(ranges)

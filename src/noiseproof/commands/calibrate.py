@@ -117,7 +117,7 @@ def run_calibration(
     import torch
 
     from noiseproof.analog import ir_drop_window
-    from noiseproof.analog_ranges import evaluation_forward
+    from noiseproof.analog_ranges import AnalogRanges, evaluation_forward
     from noiseproof.calibration.chips import calibrated_module, chip_stream
     from noiseproof.calibration.fit import ChipEffects, applied, calibrate_chip, chip_forward
     from noiseproof.calibration.readback import readback_chip
@@ -154,6 +154,7 @@ def run_calibration(
             source["manifest_sha256"] = file_digest(Path(readback) / "manifest.json")
             base, index = derive_seed(seed, "readback"), 0
         else:
+            assert index is not None  # --chip without --readback (one of them, checked)
             stream = chip_stream(noise, clean, seed, entry.label)
             chip = {name: t.clone() for name, t in stream.chip(index).items()}
             source = {"noise": noise.spec(), "noise_label": entry.label, "level": noise.level}
@@ -195,8 +196,10 @@ def run_calibration(
         "split": {"from": "train", "examples": settings.examples, "seed": seed},
         "test": results,
     }
-    if calibration.forward is not None and calibration.forward.ranges is not None:
-        record["analog_ranges"] = calibration.forward.ranges.to_dict()
+    ranges = None if calibration.forward is None else calibration.forward.ranges
+    if ranges is not None:
+        assert isinstance(ranges, AnalogRanges)  # calibrate_chip attaches calibrated ones
+        record["analog_ranges"] = ranges.to_dict()
     record["layers"] = list(calibration.columns)  # rebuilt around the model on load
     saved = {**meta, "label": label, "calibration": record}
     weights = {n: t.detach().cpu() for n, t in calibrated.state_dict().items()}
