@@ -1,4 +1,5 @@
-"""The README's Python section runs as shown (in a fresh interpreter, one thread)."""
+"""The README: its Python section runs as shown (in a fresh interpreter, one thread), and it
+stays a short front page."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def test_python_section_runs_and_prints_the_table_it_shows(tmp_path):
         for level in ("0.0", "0.5", "1.0")
     ]
     assert not list(tmp_path.glob("runs*")), "the in-memory compare wrote a folder"
+
+
+def test_readme_stays_short_and_opens_with_its_contents():
+    """The README is the front page: at most 250 lines, a table of contents near the top whose
+    every entry names a section the README has."""
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    headings = {line[3:] for line in text.splitlines() if line.startswith("## ")}
+    entries = [
+        line.split("](#")[0].lstrip("- [") for line in contents.splitlines() if "](#" in line
+    ]
+    assert entries and all(
+        entry.replace("`", "") in {h.replace("`", "") for h in headings} for entry in entries
+    ), entries
