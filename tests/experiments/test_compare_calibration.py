@@ -107,3 +107,51 @@ def test_calibrations_the_forward_cannot_serve_are_refused():
         ExperimentConfig.parse(ranges)
     with pytest.raises(NoiseproofError, match="unknown parameter 'range'"):
         ExperimentConfig.parse({**CONFIG, "calibration": {"params": ["gain", "range"]}})
+
+
+def test_calibration_runs_in_the_runs_fork_of_the_global_generators():
+    """A model drawing from torch's global generator in its forward (eval mode too): its
+    calibrated chips are the same twice, whatever the caller's global state, which is left
+    as it was."""
+    import torch
+    from torch import nn
+
+    import noiseproof as nf
+    from noiseproof.calibration.settings import CalibrationConfig
+    from noiseproof.experiments.calibrated import calibrated_transfers
+
+    class Jittery(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            features = self.body(x)
+            return self.head(features + 0.5 * torch.rand_like(features))
+
+    data = nf.load_dataset("digits")
+    torch.manual_seed(0)
+    model, task = Jittery(), nf.create_task("classification")
+    noise = nf.create_noise({"name": "relative_gaussian", "zeta": 0.3})
+    calibration = CalibrationConfig(examples=64)
+
+    def run(caller_seed: int):
+        torch.manual_seed(caller_seed)
+        before = torch.get_rng_state()
+        result = calibrated_transfers(
+            model,
+            data,
+            noise,
+            calibration,
+            seed=0,
+            noise_label="g",
+            first_chip=0,
+            chips=2,
+            settings=nf.RunSettings.build(),
+            task=task,
+        )
+        assert torch.equal(torch.get_rng_state(), before)  # the caller's stream never moved
+        return result.sums
+
+    assert torch.equal(run(1), run(2))

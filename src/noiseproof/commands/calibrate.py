@@ -131,7 +131,7 @@ def run_calibration(
     from noiseproof.experiments.jobs import run_task
     from noiseproof.experiments.results import is_percent, show, text_table
     from noiseproof.restore import model_from_checkpoint
-    from noiseproof.seeding import derive_seed
+    from noiseproof.seeding import derive_seed, global_rng
     from noiseproof.training.checkpoints import check_fits, load_checkpoint, save_checkpoint
 
     settings = config.calibration or CalibrationConfig()
@@ -180,7 +180,10 @@ def run_calibration(
         gen = torch.Generator(device=device).manual_seed(derive_seed(base, use, index))
         return ChipEffects(analog, gen, window)
 
-    calibration = calibrate_chip(model, clean, chip, x, y, settings, task, effects("calibration"))
+    with global_rng(base, "calibration", index, device=device):  # the user's own draws, if any
+        calibration = calibrate_chip(
+            model, clean, chip, x, y, settings, task, effects("calibration")
+        )
     calibrated = calibrated_module(model, chip, calibration)
     test = (data.x_test, data.y_test, task, config.eval_batch_size)
     with chip_forward(model, list(clean), effects("forward")):

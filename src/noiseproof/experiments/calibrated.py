@@ -37,7 +37,7 @@ from noiseproof.inputs import to
 from noiseproof.modes import evaluating
 from noiseproof.noise.base import NoiseModel
 from noiseproof.precision import autocast
-from noiseproof.seeding import derive_seed
+from noiseproof.seeding import derive_seed, global_rng
 from noiseproof.settings import RunSettings
 from noiseproof.tasks import Task
 
@@ -88,11 +88,20 @@ def calibrated_transfers(
     counts: Tensor | None = None
     for k in range(first_chip, first_chip + chips):
         chip = stream.chip(k)
-        fitted = calibrate_chip(
-            model, clean, chip, x_cal, y_cal, calibration, task, effects(stream, k, "calibration")
-        )
+        with global_rng(stream.seed, "calibration", k, device=device):  # the user's own draws
+            fitted = calibrate_chip(
+                model,
+                clean,
+                chip,
+                x_cal,
+                y_cal,
+                calibration,
+                task,
+                effects(stream, k, "calibration"),
+            )
         tested = effects(stream, k, "forward")  # the uncalibrated chip's output noise stream
         with (
+            global_rng(stream.seed, "calibrated", k, device=device),
             torch.no_grad(),
             evaluating(model),
             autocast(device, settings.eval_precision),
