@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/chip-calibration (see README.md), from the repository root with the virtual
-# environment on PATH: the digits MLP 64-64-10 on simulated chips, each chip also after per-chip
-# calibration: PCM drift (pcm.yaml), ADC bits and ranges (adc.yaml), IR drop (irdrop.yaml).
+# environment on PATH: the digits MLP 64-64-10 (and a small CNN under PCM) on simulated chips,
+# each chip also after per-chip calibration: PCM drift (pcm.yaml), ADC bits and ranges
+# (adc.yaml), IR drop (irdrop.yaml).
 # Results go to ${RUNS:-runs}/chip-calibration/<run> (an earlier run there is replaced); prints
 # every table and the wall time of each run.
 set -euo pipefail
@@ -20,6 +21,8 @@ run() {  # run NAME CONFIG [--set KEY=VALUE ...]
 
 # 1. PCM drift: 1 day, 30 days, 1 year; no / global / per-column compensation
 run pcm pcm.yaml
+#    the same on a small CNN (the Buechel et al. CNN with 2x2 kernels and 16 channels, for 8x8)
+run pcm-cnn pcm.yaml --set "model={name: cnn, kernel_size: 2, channels: 16}"
 # 2. ADC: 4, 6 and 8 bits, calibrated ranges (the config) and static ones (noise management
 #    abs_max at the DAC, ADC range 12 full-scale outputs in every layer)
 static=(--set forward.input_range=null --set forward.adc_range=12)
