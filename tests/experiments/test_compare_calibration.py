@@ -155,3 +155,14 @@ def test_calibration_runs_in_the_runs_fork_of_the_global_generators():
         return result.sums
 
     assert torch.equal(run(1), run(2))
+
+
+def test_a_calibrated_chip_costs_the_training_of_its_method(run):
+    """Calibration re-fits digital parameters of a trained network: in the comparisons (and so
+    in recommend) '<method>-calibrated' costs its method's training, not nothing."""
+    _, out = run
+    level = json.loads((out / "results.json").read_text())["comparisons"][0]
+    rows = {row["method"]: row for row in level["methods"]}
+    assert rows["standard"]["cost"]["flops"] > 0 and rows["standard"]["cost_recorded"]
+    assert rows["standard-calibrated"]["cost"] == rows["standard"]["cost"]
+    assert rows["standard-calibrated"]["cost_recorded"]

@@ -51,7 +51,9 @@ def compare_level(
 ) -> dict[str, Any]:
     """Every method at one (noise, level): its value (mean or worst chip of the primary metric,
     over seeds), the interval of its mean, its paired difference from the best, whether it is
-    indistinguishable from the best, clean value and training cost; and the best's label."""
+    indistinguishable from the best, clean value and training cost (a calibrated chip's: the
+    training of the method it was calibrated from; `cost_recorded` False where the run kept
+    none); and the best's label."""
     first = first_record(by_method)
     metric = primary_metric(first)
     higher = metric_stats(first, metric).get("higher_is_better", True)
@@ -66,6 +68,7 @@ def compare_level(
     rows = []
     for method, records in by_method.items():
         gen = torch.Generator().manual_seed(derive_seed(seed, "decision", method))
+        trained = records[0].get("calibrated_from", method)  # a calibrated chip's training
         row: dict[str, Any] = {
             "method": method,
             "value": value[method],
@@ -75,7 +78,8 @@ def compare_level(
             )
             / len(records),
             "clean": sum(r.get("clean", {}).get(metric, math.nan) for r in records) / len(records),
-            "cost": training_cost(trainings, method),
+            "cost": training_cost(trainings, trained),
+            "cost_recorded": any(t.get("method") == trained and "cost" in t for t in trainings),
         }
         own, best_chips = chips[method], chips[best]
         if own is not None and by == "mean":
@@ -200,7 +204,6 @@ def recommend(
     lines = [
         f"{noise} = {level:g}, {by} {metric} over chips (best: {best}, {best_value:.4g})",
     ]
-    costed = {t.get("method") for t in results.get("trainings", []) if "cost" in t}
     for row in decided["methods"]:
         diff = row.get("difference")
         shown = (
@@ -212,7 +215,7 @@ def recommend(
         )
         cost = (
             f"train {row['cost']['flops']:.3g} FLOPs / {row['cost']['seconds']:.1f} s"
-            if row["method"] in costed
+            if row.get("cost_recorded")
             else "training cost not recorded"
         )
         lines.append(f"  {row['method']}: {row['value']:.4g}, {shown}, {cost}")
