@@ -61,29 +61,22 @@ def calibrate(checkpoint: Path, out: Path, *args: str) -> dict:
     return meta["calibration"]
 
 
+def evaluated_chip(checkpoint: Path, out: Path, chip: int, *extra: str) -> float:
+    """Chip `chip`'s accuracy as `evaluate` reports it (pcm read a day after programming)."""
+    args = ["--noise", "pcm", "--levels", "86400", "--transfers", str(chip + 1), *extra]
+    result = invoke("evaluate", checkpoint, *args, "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    job = json.loads((out / "results.json").read_text())["jobs"][0]
+    return job["per_chip"]["accuracy"][chip]
+
+
 def test_chip_k_is_the_chip_evaluate_draws(checkpoint, tmp_path):
     """The uncalibrated accuracy calibrate reports for chip 2 is evaluate's per-chip value."""
     record = calibrate(
         checkpoint, tmp_path / "c.pt", "--noise", "pcm", "--level", "86400", "--chip", "2"
     )
-    result = invoke(
-        "evaluate",
-        checkpoint,
-        "--noise",
-        "pcm",
-        "--levels",
-        "86400",
-        "--transfers",
-        "3",
-        "--out",
-        tmp_path / "ev",
-        "--no-progress",
-    )
-    assert result.exit_code == 0, result.output
-    job = json.loads((tmp_path / "ev" / "results.json").read_text())["jobs"][0]
-    assert job["per_chip"]["accuracy"][2] == pytest.approx(
-        record["test"]["chip"]["accuracy"], abs=1e-12
-    )
+    chip = evaluated_chip(checkpoint, tmp_path / "ev", 2)
+    assert chip == pytest.approx(record["test"]["chip"]["accuracy"], abs=1e-12)
 
 
 def test_under_forward_effects_chip_k_is_the_chip_evaluate_draws(checkpoint, tmp_path):
@@ -95,25 +88,8 @@ def test_under_forward_effects_chip_k_is_the_chip_evaluate_draws(checkpoint, tmp
     args = [*chip, *forward, "--params", "gain,bias,input_range"]
     record = calibrate(checkpoint, tmp_path / "c.pt", *args)
     assert set(record["analog_ranges"]["inputs"]) == {"1", "3"}
-    result = invoke(
-        "evaluate",
-        checkpoint,
-        "--noise",
-        "pcm",
-        "--levels",
-        "86400",
-        "--transfers",
-        "2",
-        *forward,
-        "--out",
-        tmp_path / "ev",
-        "--no-progress",
-    )
-    assert result.exit_code == 0, result.output
-    job = json.loads((tmp_path / "ev" / "results.json").read_text())["jobs"][0]
-    assert job["per_chip"]["accuracy"][1] == pytest.approx(
-        record["test"]["chip"]["accuracy"], abs=1e-12
-    )
+    chip = evaluated_chip(checkpoint, tmp_path / "ev", 1, *forward)
+    assert chip == pytest.approx(record["test"]["chip"]["accuracy"], abs=1e-12)
 
 
 def test_calibration_beats_a_drifted_chip_and_evaluates_as_saved(checkpoint, tmp_path):
