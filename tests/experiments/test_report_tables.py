@@ -53,9 +53,7 @@ def test_the_summary_says_what_recommend_says():
         {"standard": 0.0, "cheap": 0.02, "costly": 0.0201}, {"standard": 1, "cheap": 1, "costly": 5}
     )
     decided = comparisons(results["jobs"], results["trainings"])
-    header, rows = decision_rows(
-        results["jobs"], results["trainings"], decided, "relative_gaussian", 0.95
-    )
+    header, rows = decision_rows(results["jobs"], decided, "relative_gaussian")
     assert header[-1] == "recommend"
     said = recommend(results, "relative_gaussian", 0.5)
     assert rows[0][1].startswith("costly") and rows[0][-1].startswith(said["method"] + " (")

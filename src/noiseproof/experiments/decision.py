@@ -183,6 +183,24 @@ def recommend(
         raise NoiseproofError(f"--level {level:g} is not in this run for {noise} (it has {shown})")
     seed = derive_seed(0, noise, level)
     decided = compare_level(by_method, results.get("trainings", []), confidence, seed, by)
+    chips = first_record(by_method)["transfers"]
+    return choose(decided, noise, level, chips, within=within, by=by, max_train_cost=max_train_cost)
+
+
+def choose(
+    decided: dict[str, Any],
+    noise: str,
+    level: float,
+    chips: int,
+    *,
+    within: float | None = None,
+    by: By = "mean",
+    max_train_cost: float | None = None,
+) -> dict[str, Any]:
+    """`recommend`'s decision from one level's `compare_level` result (`decided`, made `by`
+    the mean or the worst chip; `chips` per seed, for how many more would decide a tie): the
+    same return. The report's summary passes the run's comparisons here, so each level is
+    bootstrapped once."""
     rows = {r["method"]: r for r in decided["methods"]}
     best, metric = decided["best"], decided["metric"]
     best_value = rows[best]["value"]
@@ -233,7 +251,7 @@ def recommend(
     lines.append(f"recommend: {chosen['method']} ({why}, the cheapest such to train)")
     tied = [r for r in decided["methods"] if r["method"] != best and r.get("indistinguishable")]
     if within is None and tied:
-        more = chips_needed(tied, first_record(by_method)["transfers"])
+        more = chips_needed(tied, chips)
         lines.append(
             "cannot tell "
             + ", ".join(r["method"] for r in tied)

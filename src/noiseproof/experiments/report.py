@@ -121,9 +121,7 @@ def write_report(
         }
         if any(c["noise"] == noise for c in decided):
             plots["pareto"] = pareto_plot(decided, noise, out / f"pareto_{slug}.png")
-            decision = table(
-                *decision_rows(records, trainings, decided, noise, confidence), text=True
-            )
+            decision = table(*decision_rows(records, decided, noise), text=True)
         else:
             decision = table([], [])
         sections.append(

@@ -8,23 +8,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from noiseproof.experiments.decision import recommend, verdict_rows
+from noiseproof.experiments.decision import choose, verdict_rows
 
 
 def decision_rows(
-    records: Sequence[dict[str, Any]],
-    trainings: Sequence[dict[str, Any]],
-    comparisons_: Sequence[dict[str, Any]],
-    noise: str,
-    confidence: float,
+    records: Sequence[dict[str, Any]], comparisons_: Sequence[dict[str, Any]], noise: str
 ) -> tuple[list[str], list[list[str]]]:
     """`verdict_rows` of one noise model with a last column: the method `recommend` names at
-    that level (defaults: by the mean, the cheapest indistinguishable from the best), with why."""
+    that level (defaults: by the mean, the cheapest indistinguishable from the best), with why,
+    decided from the run's comparisons (`choose`: no second bootstrap, at the run's confidence)."""
     header, rows = verdict_rows(comparisons_, noise)
-    results = {"jobs": list(records), "trainings": list(trainings)}
-    levels = [c["level"] for c in comparisons_ if c["noise"] == noise]
-    for row, level in zip(rows, levels, strict=True):
-        decided = recommend(results, noise, level, confidence=confidence)
+    items = [c for c in comparisons_ if c["noise"] == noise]
+    for row, item in zip(rows, items, strict=True):
+        chips = next(
+            r["transfers"] for r in records if r["noise"] == noise and r["level"] == item["level"]
+        )
+        decided = choose(item, noise, item["level"], chips)
         said = next((line for line in decided["lines"] if line.startswith("recommend: ")), "")
         row.append(said.removeprefix("recommend: ") or "none")
     return [*header, "recommend"], rows
