@@ -105,6 +105,43 @@ def test_buechel_cnn_has_1600_flat_features_and_formula_parameter_count():
     assert count(model) == convs + dense == 493_642
 
 
+def test_buechel_cnn_batch_norm_and_init_options():
+    """batch_norm: a BatchNorm2d after each convolution, fresh running statistics (the dry run
+    that finds the flat width is in eval mode); init: kaiming weights have std sqrt(2/fan_in)
+    and zero biases, xavier biases 0.01; the default build is the one before the options."""
+    torch.manual_seed(0)
+    plain = build_model("cnn", (1, 28, 28), 10)
+    torch.manual_seed(0)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            plain.state_dict().values(),
+            build_model({"name": "cnn", "batch_norm": False, "init": "default"}, (1, 28, 28), 10)
+            .state_dict()
+            .values(),
+            strict=True,
+        )
+    )
+    normed = build_model({"name": "cnn", "batch_norm": True}, (1, 28, 28), 10)
+    norms = [m for m in normed.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 2 and normed.training
+    for norm in norms:
+        assert torch.equal(norm.running_mean, torch.zeros(64))
+        assert torch.equal(norm.running_var, torch.ones(64))
+        assert int(norm.num_batches_tracked) == 0
+    assert normed(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    torch.manual_seed(0)
+    kaiming = build_model({"name": "cnn", "init": "kaiming"}, (1, 28, 28), 10)
+    dense = next(m for m in kaiming.modules() if isinstance(m, nn.Linear))  # 1600 -> 256
+    std = float(dense.weight.detach().std())
+    expected = (2 / 1600) ** 0.5
+    assert abs(std - expected) < 5 * expected / (2 * dense.weight.numel()) ** 0.5
+    assert torch.equal(dense.bias, torch.zeros(256))
+    xavier = build_model({"name": "cnn", "init": "xavier"}, (1, 28, 28), 10)
+    conv = next(m for m in xavier.modules() if isinstance(m, nn.Conv2d))
+    assert torch.equal(conv.bias, torch.full((64,), 0.01))
+
+
 def test_lenet5_has_400_flat_features_on_28x28():
     model = build_model("lenet5", (1, 28, 28), 10)
     first_dense = next(m for m in model.modules() if isinstance(m, nn.Linear))

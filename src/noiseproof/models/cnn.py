@@ -11,7 +11,7 @@ from torch import nn
 
 from noiseproof.errors import NoiseproofError
 from noiseproof.models.base import ModelSpec, models
-from noiseproof.models.mlp import Activation, activation
+from noiseproof.models.mlp import Activation, Init, activation, initialise
 
 
 def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
@@ -24,14 +24,18 @@ def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int
 
 
 def flat_features(features: nn.Module, input_shape: tuple[int, ...], model: str) -> int:
-    """Size of `features` output per sample, found by a dry run on zeros (no BatchNorm inside)."""
+    """Size of `features` output per sample, found by a dry run on zeros in eval mode (a
+    BatchNorm inside keeps its running statistics)."""
+    training = features.training
     try:
         with torch.no_grad():
-            return features(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+            return features.eval()(torch.zeros(1, *input_shape)).flatten(1).shape[1]
     except RuntimeError as error:
         raise NoiseproofError(
             f"model '{model}' cannot take inputs of shape {tuple(input_shape)}: {error}"
         ) from None
+    finally:
+        features.train(training)
 
 
 def dense(widths: list[int]) -> list[nn.Module]:
@@ -57,19 +61,30 @@ class BuechelCNN(ModelSpec):
     hidden: tuple[Annotated[int, Field(gt=0)], ...] = Field(
         (256, 64), description="widths of the hidden dense layers"
     )
+    batch_norm: bool = Field(
+        False,
+        description="BatchNorm after each convolution (Ioffe & Szegedy 2015; not the paper's)",
+    )
+    init: Init = Field(
+        "default", description="weight init: PyTorch's default, xavier or kaiming (see mlp)"
+    )
 
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-        """Conv features then the dense head, flat width found by a dry run."""
+        """Conv features then the dense head, flat width found by a dry run; `init` as
+        noiseproof.models.mlp.initialise."""
         in_channels = image_shape(input_shape, "cnn")[0]
         features = nn.Sequential(
             *self._stage(in_channels), *self._stage(self.channels), nn.Flatten()
         )
         flat = flat_features(features, input_shape, "cnn")
-        return nn.Sequential(features, *dense([flat, *self.hidden, num_outputs]))
+        model = nn.Sequential(features, *dense([flat, *self.hidden, num_outputs]))
+        return initialise(model, self.init)
 
     def _stage(self, in_channels: int) -> list[nn.Module]:
+        norm = [nn.BatchNorm2d(self.channels)] if self.batch_norm else []
         return [
             nn.Conv2d(in_channels, self.channels, self.kernel_size, padding=0),
+            *norm,
             nn.MaxPool2d(2, ceil_mode=True),
             nn.ReLU(inplace=False),
         ]

@@ -11,6 +11,7 @@ from torch import nn
 from noiseproof.models.base import ModelSpec, models
 
 Activation = Literal["relu", "sigmoid", "tanh"]
+Init = Literal["default", "xavier", "kaiming"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -18,6 +19,30 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmo
 def activation(name: Activation) -> nn.Module:
     """A fresh, non-in-place activation module by name (the sigmoid of Rumelhart et al. 1986)."""
     return _ACTIVATIONS[name]()
+
+
+def initialise(model: nn.Module, init: Init) -> nn.Module:
+    """Re-draw the weights of every Linear and Conv layer of `model`, in module order, from the
+    global generator that the caller seeds; returns `model`.
+
+    "default": PyTorch's own init, left as built. "xavier": weights U(-a, a), a = sqrt(6 /
+    (fan_in + fan_out)) (Glorot & Bengio 2010), biases 0.01 (the Drolet et al. 2023 authors'
+    code). "kaiming": weights N(0, 2 / fan_in) (He et al. 2015, for ReLU), biases 0.
+    """
+    if init == "default":
+        return model
+    for layer in model.modules():
+        if not isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d):
+            continue
+        if init == "xavier":
+            nn.init.xavier_uniform_(layer.weight)
+            bias = 0.01
+        else:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            bias = 0.0
+        if layer.bias is not None:
+            nn.init.constant_(layer.bias, bias)
+    return model
 
 
 @models.register("mlp")
@@ -32,17 +57,16 @@ class MLP(ModelSpec):
         (256, 256), description="width of each hidden layer, input to output"
     )
     activation: Activation = Field("relu", description="nonlinearity after each hidden layer")
-    init: Literal["default", "xavier"] = Field(
+    init: Init = Field(
         "default",
-        description="PyTorch's default init, or Xavier-uniform weights and biases 0.01 "
-        "(the Drolet et al. 2023 authors' code)",
+        description="PyTorch's default init, Xavier-uniform weights and biases 0.01 (the "
+        "Drolet et al. 2023 authors' code) or Kaiming-normal weights and biases 0",
     )
 
     def build(self, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
         """Flatten -> [Linear -> activation] per hidden width -> Linear to num_outputs.
 
-        init="xavier": weights U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio
-        2010), biases 0.01, drawn from the global generator that the caller seeds.
+        `init`: see `initialise` (drawn from the global generator that the caller seeds).
         """
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
@@ -50,9 +74,4 @@ class MLP(ModelSpec):
             layers += [nn.Linear(width, size), activation(self.activation)]
             width = size
         layers.append(nn.Linear(width, num_outputs))
-        if self.init == "xavier":
-            for layer in layers:
-                if isinstance(layer, nn.Linear):
-                    nn.init.xavier_uniform_(layer.weight)
-                    nn.init.constant_(layer.bias, 0.01)
-        return nn.Sequential(*layers)
+        return initialise(nn.Sequential(*layers), self.init)
