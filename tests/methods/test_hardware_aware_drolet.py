@@ -55,6 +55,27 @@ def test_quick_reproduction_runs_end_to_end(tmp_path):
         assert list(row) == ["all", *load_script("effects").VARIANTS]
         # 'all' is the run's own evaluation: the same 40 chips give the same shares
         assert row["all"] == [r["share"] for r in summary["seeds"] if r["method"] == method]
+    check_stuck_analysis(out, summary)
+
+
+def check_stuck_analysis(out: Path, summary: dict) -> None:
+    """stuck.py on the quick run: the clean accuracy is the run's; no critical device leaves
+    every chip in; calling every turning device critical leaves out at least the chips with a
+    stuck device of them; the 2-8-1 network has at most 64 programmed devices (the output bias
+    stays ideal) and the first-order prediction cannot exceed the clean share."""
+    stuck = load_script("stuck")
+    none_critical = stuck.main([str(out), "--transfers", "40", "--critical", "1000"])
+    every_one = stuck.main([str(out), "--transfers", "40", "--critical", "1"])
+    clean = {(r["method"], r["seed"]): r["clean_accuracy"] for r in summary["seeds"]}
+    for method, rows in none_critical.items():
+        for row, strict in zip(rows, every_one[method], strict=True):
+            assert row["clean"] == clean[method, row["seed"]]
+            assert row["critical_devices"] == 0 and row["chips_no_critical_stuck"] == 40
+            assert row["share_no_critical_stuck"] == row["share"]
+            assert strict["chips_no_stuck"] <= strict["chips_no_critical_stuck"] <= 40
+            assert 0 < row["devices"] <= 64 and strict["critical_devices"] <= row["devices"]
+            assert row["predicted_share_stuck_only"] <= row["clean"]
+    assert (out / "stuck.md").is_file() and (out / "stuck.json").is_file()
 
 
 @pytest.mark.slow
