@@ -14,6 +14,7 @@ from noiseproof.cli import cli
 from noiseproof.data import datasets
 from noiseproof.errors import NoiseproofError
 from noiseproof.experiments.jobs import train_job
+from noiseproof.flops import flop_counter
 from noiseproof.methods import methods
 from noiseproof.methods.correctnet.compensation import Compensated
 from noiseproof.models import models
@@ -93,12 +94,23 @@ def test_stage_one_is_exactly_the_base_method_and_given_layers_skip_the_search()
     common = dict(noise=noise_models.create("lognormal"), selection=ChipSelection(), seed=0)
     train = TrainConfig(epochs=1, batch_size=64)
     mlp = models.create({"name": "mlp", "hidden": [32]})
-    plain, _ = train_job(mlp, data, methods.create("standard"), train, progress=False, **common)
+    plain, plain_meta = train_job(
+        mlp, data, methods.create("standard"), train, progress=False, **common
+    )
     wrapped, meta = train_job(mlp, data, method, train, progress=False, **common)
     assert isinstance(wrapped, Compensated) and wrapped.layers == ["3"]
     assert meta["finish"]["strategy"] == "given" and "evaluations" not in meta["finish"]
     for name, tensor in plain.state_dict().items():
         assert torch.equal(wrapped.state_dict()[f"base.{name}"], tensor), name
+    # the second stage's cost is part of the training's: at least the forwards of its 20
+    # compensation steps of 64 examples through the base network (torch's counter on one)
+    stage, cost = meta["cost"]["finish"], meta["cost"]
+    with flop_counter() as counter:
+        plain(data.x_test[:1])
+    assert stage["flops"] >= 20 * 64 * counter.get_total_flops() > 0
+    assert cost["flops"] == plain_meta["cost"]["flops"] + stage["flops"]
+    assert cost["seconds"] > stage["seconds"] > 0
+    assert "finish" not in plain_meta["cost"]
 
 
 @pytest.mark.parametrize(

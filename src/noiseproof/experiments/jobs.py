@@ -20,6 +20,7 @@ from noiseproof.data.streaming import StreamedSplit
 from noiseproof.devices import model_device
 from noiseproof.evaluation.metrics import accuracy_summary, metric_summaries, reliability
 from noiseproof.evaluation.transfers import TransferOptions, TransferResult, run_transfers
+from noiseproof.flops import flop_counter
 from noiseproof.methods.base import Method
 from noiseproof.models.base import ModelSpec
 from noiseproof.noise.base import NoiseModel
@@ -41,6 +42,32 @@ def build_seeded(spec: ModelSpec, data: Dataset, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         return spec.create(data.input_shape, data.num_outputs)
+
+
+def finish_counted(
+    method: Method,
+    model: nn.Module,
+    data: Dataset,
+    noise: NoiseModel | None,
+    *,
+    cost: dict[str, Any],
+    **options: Any,
+) -> tuple[nn.Module, dict[str, Any] | None, dict[str, Any]]:
+    """`method.finish` (its model and record) and the training's `cost` with that stage's
+    included: where it does something (CorrectNet's placement search and compensation
+    training), its wall seconds and every FLOP it makes, counted throughout by torch's counter
+    (noiseproof.flops; the seconds include the counter's dispatch), go to cost['finish'] and
+    are added to cost['seconds'] and cost['flops']."""
+    started = time.perf_counter()
+    with flop_counter() as counter:
+        model, finished = method.finish(model, data, noise, **options)
+    if not finished:
+        return model, finished, cost
+    stage = {"seconds": time.perf_counter() - started, "flops": int(counter.get_total_flops())}
+    total = {
+        key: cost[key] + stage[key] for key in ("seconds", "flops") if cost.get(key) is not None
+    }
+    return model, finished, {**cost, **total, "finish": stage}
 
 
 def run_task(config: ExperimentConfig, data: Dataset) -> Task:
@@ -110,7 +137,9 @@ def train_job(
         callbacks=callbacks,
         settings=settings,
     )
-    model, finished = method.finish(model, data, noise, selection=selection, seed=seed, log=log)
+    model, finished, cost = finish_counted(
+        method, model, data, noise, selection=selection, seed=seed, log=log, cost=result.cost
+    )
     meta: dict[str, Any] = {
         "model": model_spec.spec(),
         "input_shape": list(data.input_shape),
@@ -128,7 +157,7 @@ def train_job(
         "val_metric": result.val_metric,
         "best_val": result.best_val,
         "train_seconds": time.perf_counter() - started,
-        "cost": result.cost,
+        "cost": cost,
     }
     if result.ranges is not None:  # learned input ranges: evaluation runs with them
         meta["analog_ranges"] = result.ranges.to_dict()
