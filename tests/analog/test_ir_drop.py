@@ -208,7 +208,11 @@ def test_the_effective_weights_are_computed_once_per_chip_and_every_step_in_trai
 
 
 def test_transfers_with_ir_drop_cost_accuracy_and_stay_chip_indexed():
+    """200 Ohm per wire segment on 64x64 tiles: accuracy falls from about 84 to 8-14 % on the
+    seeds 0-3 we measured (the model's build seeded: at 20 Ohm the change was -3 to +4 points
+    depending on the seed, too small to test)."""
     data = nf.load_dataset("digits")
+    torch.manual_seed(0)
     model = nf.build_model("mlp", data.input_shape, data.num_outputs)
     nf.train(model, data, nf.create_method("standard"), nf.TrainConfig(epochs=2), progress=False)
     noise = nf.create_noise({"name": "pcm", "t_inference": 0.0})
@@ -225,10 +229,10 @@ def test_transfers_with_ir_drop_cost_accuracy_and_stay_chip_indexed():
         ).accuracy
 
     ideal = run(_effects(0.0, "64x64"), transfers=2)
-    dropped = run(_effects(20.0, "64x64"), transfers=2)
+    dropped = run(_effects(200.0, "64x64"), transfers=2)
     assert torch.equal(ideal, run(None, transfers=2))
-    assert float(dropped.mean()) < float(ideal.mean()) - 0.02
-    assert torch.equal(dropped[1:], run(_effects(20.0, "64x64"), transfers=1, first_chip=1))
+    assert float(dropped.mean()) < float(ideal.mean()) - 0.3
+    assert torch.equal(dropped[1:], run(_effects(200.0, "64x64"), transfers=1, first_chip=1))
 
 
 def test_a_noise_model_without_conductances_is_refused_in_one_line():

@@ -1,8 +1,8 @@
 """Plugins reach every command: the example package in tests/plugin_package (a model 'mine',
 a noise model 'uniform_jitter', a method 'clean_and_noisy', a dataset 'blobs') through
-`--plugin` with PYTHONPATH first, then installed into the venv (entry point), then uninstalled.
-
-The tests run in file order: the --plugin ones need the package not installed.
+`--plugin` with PYTHONPATH, and installed (entry point) into a folder of its own that only the
+commands of the installed-plugin test see on their path: nothing is installed into the venv,
+so the tests need no order and other test processes running beside them never see the plugin.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "plugin_package"
 MODULE = "noiseproof_example_plugin"
-DIST = "noiseproof-example-plugin"
 BIN = Path(sys.executable).parent
 TRAIN = [
     "train",
@@ -65,43 +63,45 @@ def noiseproof(*args: str, pythonpath: bool = False, extra_path: str | None = No
     return done.returncode, done.stdout, done.stderr
 
 
-def installed() -> bool:
-    try:
-        distribution(DIST)
-    except PackageNotFoundError:
-        return False
-    return True
-
-
 def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", *args], check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """A folder shared by the module's tests (the checkpoint trained with --plugin)."""
-    if installed():  # a leftover from an interrupted run: the --plugin tests need it gone
-        pip("uninstall", "-y", "-q", DIST)
-    return tmp_path_factory.mktemp("plugins")
+    """A folder shared by the module's tests, holding `mine.pt`: a checkpoint trained with
+    --plugin (its metadata names the plugin)."""
+    folder = tmp_path_factory.mktemp("plugins")
+    code, _, err = noiseproof(
+        "--plugin", MODULE, *TRAIN, "--out", str(folder / "mine.pt"), pythonpath=True
+    )
+    assert code == 0, err
+    return folder
 
 
 @pytest.fixture(scope="module")
-def installed_plugin(runs, tmp_path_factory):
-    """The example package installed into the venv (offline, no build isolation), removed after;
-    built from a copy so the source folder gets no build files."""
+def installed_plugin(tmp_path_factory) -> str:
+    """The example package installed (offline, no build isolation) into a folder of its own,
+    returned for PYTHONPATH; built from a copy so the source folder gets no build files."""
     source = tmp_path_factory.mktemp("source") / "plugin_package"
     shutil.copytree(PACKAGE, source)
-    pip("install", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(source))
-    try:
-        yield
-    finally:
-        pip("uninstall", "-y", "-q", DIST)
+    site = tmp_path_factory.mktemp("site")
+    pip(
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "--target",
+        str(site),
+        str(source),
+    )
+    assert any(site.glob("noiseproof_example_plugin-*.dist-info/entry_points.txt"))
+    return str(site)
 
 
 def test_plugin_option_reaches_train_evaluate_and_list(runs):
-    ckpt = str(runs / "mine.pt")
-    code, _, err = noiseproof("--plugin", MODULE, *TRAIN, "--out", ckpt, pythonpath=True)
-    assert code == 0, err
+    ckpt = str(runs / "mine.pt")  # trained with --plugin by the fixture
     code, out, err = noiseproof(
         "evaluate", ckpt, *EVALUATE, "--out", str(runs / "ev"), "--plugin", MODULE, pythonpath=True
     )
@@ -171,7 +171,6 @@ def test_broken_installed_plugin_is_one_warning_line(tmp_path):
 
 
 def test_installed_plugin_loads_lazily_everywhere(runs, installed_plugin, tmp_path):
-    assert installed()
     # --help loads no plugin; a registry miss and `list` do
     code = (
         "import sys\nfrom noiseproof.cli import cli\n"
@@ -180,18 +179,21 @@ def test_installed_plugin_loads_lazily_everywhere(runs, installed_plugin, tmp_pa
         "from noiseproof.models import models\n"
         f"models.get('mine')\nassert {MODULE!r} in sys.modules\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=installed_plugin)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    code, out, err = noiseproof("list", "models")
+    code, out, err = noiseproof("list", "models", extra_path=installed_plugin)
     assert code == 0 and f"mine  - The user's own two-layer network.  [plugin: {MODULE}]" in out
     ckpt = runs / "mine.pt"  # trained with --plugin: the installed package serves it as well
-    code, out, err = noiseproof("evaluate", str(ckpt), *EVALUATE, "--out", str(tmp_path / "ev"))
+    code, out, err = noiseproof(
+        "evaluate", str(ckpt), *EVALUATE, "--out", str(tmp_path / "ev"), extra_path=installed_plugin
+    )
     assert code == 0, err
     assert "clean_and_noisy" in out
     config = tmp_path / "grid.yaml"
     config.write_text(CONFIG)
     args = ["--config", str(config), "--out", str(tmp_path / "grid"), "--no-progress"]
-    code, out, err = noiseproof("compare", *args)
+    code, out, err = noiseproof("compare", *args, extra_path=installed_plugin)
     assert code == 0, err
     assert "accuracy under uniform_jitter" in out
 
