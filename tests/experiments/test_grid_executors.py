@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from helpers import digits_grid
 from noiseproof.cli import cli
 
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("ray_alone")]  # conftest.py
+
 GRID = ["compare", *digits_grid(transfers=10, epochs=1)]
 CLOCKS = {"seconds", "wall_seconds", "train_seconds", "executor"}
 

@@ -12,6 +12,8 @@ from toy_jobs import toy_task
 from noiseproof.experiments.executors import LocalExecutor, RayExecutor, depth_first
 from noiseproof.experiments.plan import EvalJob, TrainJob, plan_grid, shard_ranges
 
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("ray_alone")]  # conftest.py
+
 
 def test_shards_cover_every_chip_once_in_order():
     assert shard_ranges(10, None) == [(0, 10)]

@@ -21,6 +21,8 @@ from noiseproof.experiments.ray_cluster import check_resources, parse_address
 
 pytest.importorskip("ray")
 
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("ray_alone")]  # conftest.py
+
 BIN = Path(sys.executable).parent
 RAY_NOISE = ("rpc_client", "gcs_client", "Traceback", "WARNING", "(raylet)")
 

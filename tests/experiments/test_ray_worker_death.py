@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip("ray")
 
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.usefixtures("ray_alone")]  # conftest.py
+
 FOLDER = "NOISEPROOF_TEST_DIE_IN"
 """dies_once.FOLDER (not imported here: its components would join this process's registries)."""
 
