@@ -53,13 +53,10 @@ def correct(model: torch.nn.Module, weights: dict[str, torch.Tensor], x, y) -> t
 
 
 def devices(noise, params: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """name -> (target Conductances) of every programmed tensor (the noise model's rule)."""
-    scales = noise.scales(params)
-    return {
-        name: noise.mapping.to_conductance(tensor, scales[name])
-        for name, tensor in params.items()
-        if tensor.numel() > 1 or noise.single_element != "ideal"
-    }
+    """name -> target Conductances of every tensor the crossbar programs (its own rule and
+    scales: TiO2Crossbar.program; the targets do not depend on the draw)."""
+    programmed = noise.program(params, torch.Generator().manual_seed(0))
+    return {name: chip.target for name, chip in programmed.items()}
 
 
 def sensitivity(model, params, noise, x, y, clean) -> dict[str, Any]:
