@@ -14,6 +14,7 @@ from noiseproof.analog_ranges import evaluation_forward
 from noiseproof.calibration.chips import calibrated_module
 from noiseproof.calibration.columns import fit_columns
 from noiseproof.calibration.fit import ChipEffects, calibrate_chip, calibrated_forward
+from noiseproof.calibration.model import Calibrated
 from noiseproof.calibration.settings import CalibrationConfig
 from noiseproof.chip import chip_params, forward
 from noiseproof.tasks import tasks
@@ -197,3 +198,12 @@ def test_under_forward_effects_the_input_ranges_are_the_chips():
     torch.testing.assert_close(calibration.columns["0"][0], 1 / g, rtol=2e-2, atol=0)
     with pytest.raises(ValueError, match="input_range re-calibrates"):
         calibrate_chip(net, clean, chip, x, y, settings, TASK)
+
+
+def test_column_corrections_live_on_the_device_of_their_layer():
+    """A model on another device (here 'meta', as a CUDA model would be) gets its gains and
+    offsets there too, so the corrected forward never mixes devices."""
+    model = network().to("meta")
+    calibrated = Calibrated(model, ["0", "5"])
+    assert {p.device.type for p in calibrated.parameters()} == {"meta"}
+    assert calibrated(torch.zeros(2, 6, device="meta")).device.type == "meta"

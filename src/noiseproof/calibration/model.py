@@ -32,12 +32,12 @@ def column_count(module: nn.Module) -> int:
 
 class Column(nn.Module):
     """One layer's digital correction y -> gain * y + offset per output column (gain 1 and
-    offset 0: no change)."""
+    offset 0: no change), on `device` (its layer's: the correction lives where the model does)."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, device: torch.device | None = None) -> None:
         super().__init__()
-        self.gain = nn.Parameter(torch.ones(width))
-        self.offset = nn.Parameter(torch.zeros(width))
+        self.gain = nn.Parameter(torch.ones(width, device=device))
+        self.offset = nn.Parameter(torch.zeros(width, device=device))
 
 
 class Calibrated(nn.Module):
@@ -51,7 +51,10 @@ class Calibrated(nn.Module):
             raise ValueError(f"layers: {unknown[0]!r} is not a Linear/Conv layer of the model")
         self.base = base
         self.layers = list(layers)
-        self.columns = nn.ModuleList(Column(column_count(modules[n])) for n in self.layers)
+        self.columns = nn.ModuleList(
+            Column(column_count(modules[n]), cast(Tensor, modules[n].weight).device)
+            for n in self.layers
+        )
 
     @property
     def _columns(self) -> Iterable[Column]:

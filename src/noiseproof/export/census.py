@@ -241,7 +241,7 @@ def _column_conductance(matrix: Tensor, window: tuple[float, float]) -> Tensor:
     """G+ + G- summed over the rows of each column (uS): the devices one column reads, mapped
     as export maps them (noiseproof.export.tiles)."""
     g_min, g_max = window
-    scale = matrix.abs().max() if matrix.numel() else torch.zeros((), dtype=matrix.dtype)
+    scale = matrix.abs().max() if matrix.numel() else matrix.new_zeros(())
     span = (g_max - g_min) / (scale if scale > 0 else 1.0)
     pairs = 2 * g_min + span * matrix.abs()  # G+ + G- = 2 G_min + (G_max - G_min)|w| / scale
     return pairs.sum(dim=0)

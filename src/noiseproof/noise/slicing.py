@@ -42,7 +42,7 @@ def slice_tensor(tensor: Tensor, slices: int, bits: int) -> list[Tensor]:
     """The slices W_s of one tensor, most significant first, each in its dtype (module
     docstring); an all-zero tensor gives all-zero slices."""
     w = tensor.detach().to(torch.float64)
-    scale = w.abs().max() if w.numel() else torch.zeros((), dtype=torch.float64)
+    scale = w.abs().max() if w.numel() else w.new_zeros(())
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(w.abs() / safe * (2 ** (slices * bits) - 1))
     parts = []
