@@ -1,5 +1,6 @@
-"""Monte Carlo transfers, the targeted attack, the loss landscape, CorrectNet's compensation and
-clean accuracy on every device present, the data given on the CPU (moved once inside)."""
+"""Monte Carlo transfers, the targeted attack, the loss landscape, CorrectNet's compensation, chip
+calibration and clean accuracy on every device present, the data given on the CPU (moved once
+inside)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from torch import nn
 
 import noiseproof as nf
 from helpers import tiny_data
+from noiseproof.calibration.chips import calibrated_module
+from noiseproof.calibration.fit import calibrate_chip, calibrated_forward
+from noiseproof.calibration.settings import CalibrationConfig
+from noiseproof.chip import chip_params, detached
 from noiseproof.devices import model_device
 from noiseproof.evaluation.attack import AttackConfig, targeted_attack
 from noiseproof.evaluation.clean import clean_accuracy
 from noiseproof.evaluation.landscape import LandscapeConfig, loss_landscape
 from noiseproof.methods import methods
 from noiseproof.seeding import generator
+from noiseproof.tasks import tasks
 
 NOISE = {"name": "relative_gaussian", "zeta": 0.3}
 CHEAP_CORRECTNET = {
@@ -132,3 +138,25 @@ def test_dataset_to_moves_every_split_once(device):
     assert moved.x_train.device.type == device and moved.y_test.device.type == device
     assert moved.to(device) is moved
     assert data.to("cpu") is data
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_chip_calibration_on_the_device(device):
+    """A chip calibrated where the model lives: the fitted columns, the calibrated module and
+    its forward stay on that device and give the fitted forward (calibrated_forward)."""
+    model = model_on(device).eval()
+    clean = detached(chip_params(model))
+    gen = generator(0, device=device)
+    chip = {
+        n: t * (1 + 0.2 * torch.randn(t.shape, generator=gen, device=device))
+        for n, t in clean.items()
+    }
+    data = tiny_data().to(device)
+    x, y = data.x_train[:64], data.y_train[:64]
+    settings = CalibrationConfig(params=["gain", "bias"], steps=2)
+    task = tasks.create("classification")
+    calibration = calibrate_chip(model, clean, chip, x, y, settings, task)
+    module = calibrated_module(model, chip, calibration)
+    assert {p.device.type for p in module.parameters()} == {device}
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), calibrated_forward(model, chip, calibration, x))
