@@ -8,15 +8,22 @@ hash as it is; a change meant to alter numbers regenerates the file with
 
     OMP_NUM_THREADS=1 .venv/bin/python tests/test_numbers_unchanged.py --write
 
-and says so in its commit. Float results depend on the CPU's vector instructions and torch's
-version, so the file records both and the test is skipped on another platform (regenerate
-there to guard it). Runs on one thread, as reductions may round differently on more.
+and says so in its commit. Float results depend on torch's version and on the CPU: its vector
+instructions, and its vendor and model (MKL and oneDNN pick other kernels on AMD than on Intel
+at the same instruction set), so the file holds hashes per platform and the test is skipped on
+a platform it has none for. To guard another platform, on a commit whose numbers are unchanged:
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/test_numbers_unchanged.py --add
+
+(`--write` keeps this platform's hashes only: after a change meant to alter numbers, the other
+platforms' hashes are stale.) Runs on one thread, as reductions may round differently on more.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform as host
 import sys
 from pathlib import Path
 
@@ -43,9 +50,28 @@ REQUIRED = {"models": ["relative_gaussian", "stuck_at"], "file": str(DEVICE_FIXT
 """Values for required fields of registered components, by field name."""
 
 
+def cpu_identity() -> dict[str, str]:
+    """The CPU's vendor and model name (Linux: /proc/cpuinfo; elsewhere what `platform` says)."""
+    info = Path("/proc/cpuinfo")
+    fields = {}
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return {
+        "vendor": fields.get("vendor_id", host.processor()),
+        "model": fields.get("model name", host.machine()),
+    }
+
+
 def platform() -> dict[str, str]:
-    """What float results depend on besides the code: torch's version and CPU kernels."""
-    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability()}
+    """What float results depend on besides the code: torch's version, the CPU kernels torch
+    uses (its capability) and the CPU they run on."""
+    return {
+        "torch": torch.__version__,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        **cpu_identity(),
+    }
 
 
 def tiny_model() -> nn.Module:
@@ -189,17 +215,25 @@ def compute() -> dict[str, str]:
 
 
 def test_numbers_unchanged():
-    recorded = json.loads(HASHES.read_text())
-    if recorded["platform"] != platform():
-        pytest.skip(f"hashes recorded on {recorded['platform']}, this is {platform()}")
+    entries = json.loads(HASHES.read_text())["platforms"]
+    here = platform()
+    recorded = next((e["hashes"] for e in entries if e["platform"] == here), None)
+    if recorded is None:
+        known = "; ".join(str(e["platform"]) for e in entries)
+        pytest.skip(f"no hashes recorded for {here} (recorded: {known}); see the docstring")
     now = compute()
-    keys = recorded["hashes"].keys() | now.keys()
-    changed = sorted(k for k in keys if recorded["hashes"].get(k) != now.get(k))
+    keys = recorded.keys() | now.keys()
+    changed = sorted(k for k in keys if recorded.get(k) != now.get(k))
     assert not changed, "numbers changed: " + ", ".join(changed)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_numbers_unchanged.py --write")
-    HASHES.write_text(json.dumps({"platform": platform(), "hashes": compute()}, indent=1) + "\n")
-    print(f"wrote {HASHES}")
+    if sys.argv[1:] not in (["--write"], ["--add"]):
+        sys.exit("usage: python tests/test_numbers_unchanged.py --write | --add")
+    here = platform()
+    kept = []
+    if sys.argv[1] == "--add":
+        kept = [e for e in json.loads(HASHES.read_text())["platforms"] if e["platform"] != here]
+    entries = [*kept, {"platform": here, "hashes": compute()}]
+    HASHES.write_text(json.dumps({"platforms": entries}, indent=1) + "\n")
+    print(f"wrote {HASHES}: hashes of {len(entries)} platform(s)")
