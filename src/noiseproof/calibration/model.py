@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from noiseproof.analog import mvm_layers
 from noiseproof.calibration.columns import corrected
 from noiseproof.chip import ChipSelection, is_transposed_linear
+from noiseproof.devices import model_device
 
 COLUMNS_EXCLUDE = "columns.*"
 
@@ -32,7 +33,7 @@ def column_count(module: nn.Module) -> int:
 
 class Column(nn.Module):
     """One layer's digital correction y -> gain * y + offset per output column (gain 1 and
-    offset 0: no change), on `device` (its layer's: the correction lives where the model does)."""
+    offset 0: no change), on `device`."""
 
     def __init__(self, width: int, device: torch.device | None = None) -> None:
         super().__init__()
@@ -51,10 +52,8 @@ class Calibrated(nn.Module):
             raise ValueError(f"layers: {unknown[0]!r} is not a Linear/Conv layer of the model")
         self.base = base
         self.layers = list(layers)
-        self.columns = nn.ModuleList(
-            Column(column_count(modules[n]), cast(Tensor, modules[n].weight).device)
-            for n in self.layers
-        )
+        device = model_device(base)  # the corrections live where the model does
+        self.columns = nn.ModuleList(Column(column_count(modules[n]), device) for n in self.layers)
 
     @property
     def _columns(self) -> Iterable[Column]:
